@@ -1,0 +1,144 @@
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyBaseLogger, type RawServerDefault, type RawRequestDefaultExpression, type RawReplyDefaultExpression } from 'fastify';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { ApiKeyStore } from '../store/api-keys.js';
+import { AtsignStore } from '../store/atsigns.js';
+import { authenticate } from './auth.js';
+import { PROBLEMS, ProblemError, problemTypeUri, type ProblemType } from './problems.js';
+import { atsignRoutes } from './routes/atsigns.js';
+import { keyRoutes } from './routes/keys.js';
+import { verifyAtServer } from './verify.js';
+
+export type AdminApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+export interface AdminOptions {
+  pool: pg.Pool;
+  logger: Logger;
+  /** Requests per minute per key. */
+  rateLimit: number;
+  /** Largest JSON body, bytes. */
+  bodyLimit: number;
+  /** Largest import body, bytes (streamed). */
+  importLimit: number;
+  /** Trust anchors for ?verify=true (PEM); public roots when absent. */
+  verifyCa?: string | Buffer;
+  verifyTimeoutMs: number;
+  version: string;
+  /** Called for every refused authentication, with a reason for metrics (never logged with the key). */
+  onAuthFailure?: (reason: string) => void;
+}
+
+/** What routes are given: stores and the verification, never the pool itself. */
+export interface AdminDependencies {
+  atsigns: AtsignStore;
+  keys: ApiKeyStore;
+  verify: (host: string, port: number) => Promise<void>;
+}
+
+// PostgreSQL's connection-class SQLSTATEs and the socket errors pg passes through.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '25006']);
+
+function isDatabaseUnavailable(error: Error & { code?: string }): boolean {
+  return (
+    (error.code !== undefined && UNAVAILABLE_CODES.has(error.code)) ||
+    /timeout exceeded when trying to connect|Connection terminated|Query read timeout/.test(error.message)
+  );
+}
+
+/** Any error as a problem: declared ones as they are, framework and database errors mapped. */
+function toProblem(error: FastifyError & { code?: string }): ProblemError {
+  if (error instanceof ProblemError) return error;
+  if (error.validation) {
+    const first = error.validation[0]!;
+    const field = (first.instancePath || '').replace(/^\//, '');
+    if (error.validationContext === 'querystring') return new ProblemError('invalid-query', `query ${error.message.replace(/^querystring\/?/, '')}`);
+    if (error.validationContext === 'params') return new ProblemError('invalid-atsign', error.message);
+    if (first.keyword === 'additionalProperties') {
+      return new ProblemError('unknown-field', `unknown field "${(first.params as { additionalProperty: string }).additionalProperty}"`);
+    }
+    if (field === 'port') return new ProblemError('invalid-port', 'the port must be an integer from 1 to 65535');
+    if (field === 'host') return new ProblemError('invalid-host', 'the host must be a string');
+    return new ProblemError('invalid-body', error.message);
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ProblemError('unsupported-media-type', error.message);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ProblemError('body-too-large');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ProblemError('malformed-json', error.message);
+  }
+  if (error.statusCode === 400 && error instanceof SyntaxError) return new ProblemError('malformed-json', error.message);
+  if (isDatabaseUnavailable(error)) return new ProblemError('database-unavailable');
+  return new ProblemError('internal-error');
+}
+
+export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit,
+    // Atsigns with emoji grow long when percent-encoded; the route validates the real length.
+    routerOptions: { maxParamLength: 1000 },
+    requestIdHeader: 'x-request-id',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const dependencies: AdminDependencies = {
+    atsigns: new AtsignStore(options.pool),
+    keys: new ApiKeyStore(options.pool),
+    verify: (host, port) => verifyAtServer(host, port, { ca: options.verifyCa, timeoutMs: options.verifyTimeoutMs }),
+  };
+
+  app.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
+  });
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const problem = toProblem(error);
+    if (problem.statusCode >= 500) request.log.error({ err: error }, 'admin request failed');
+    return reply.status(problem.statusCode).type('application/problem+json').send(problem.body(request.url));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const problem = new ProblemError('not-found', `no route ${request.method} ${request.url.split('?')[0]}`);
+    return reply.status(404).type('application/problem+json').send(problem.body(request.url));
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'atdirectory admin API', version: options.version, description: 'Register, move, suspend and delete atsigns. Errors are RFC 9457 problem details.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'atd_<id>_<secret>' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/problems', { schema: { hide: true } }, async () =>
+    Object.entries(PROBLEMS).map(([slug, entry]) => ({ type: problemTypeUri(slug as ProblemType), ...entry })),
+  );
+  app.get('/problems/:slug', { schema: { hide: true } }, async (request) => {
+    const slug = (request.params as { slug: string }).slug;
+    if (!(slug in PROBLEMS)) throw new ProblemError('not-found', `no problem type ${slug}`);
+    return { type: problemTypeUri(slug as ProblemType), ...PROBLEMS[slug as ProblemType] };
+  });
+
+  await app.register(async (v1) => {
+    v1.addHook('onRequest', authenticate(dependencies.keys, options.onAuthFailure ?? (() => undefined)));
+    // Per key, after authentication, so one registrar cannot use up another's allowance.
+    await v1.register(rateLimit, {
+      max: options.rateLimit,
+      timeWindow: 60_000,
+      hook: 'preHandler',
+      keyGenerator: (request) => request.principal.id,
+      errorResponseBuilder: (_request, context) =>
+        new ProblemError('rate-limited', `more than ${context.max} requests per minute with this key; retry in ${Math.ceil(context.ttl / 1000)} s`),
+    });
+    atsignRoutes(v1 as AdminApp, dependencies);
+    keyRoutes(v1 as AdminApp, dependencies);
+  });
+  return app;
+}

@@ -1,0 +1,444 @@
+/**
+ * Every setting atdirectory has, declared once. The command-line flag (`--lookup-port`), the
+ * environment variable (`ATDIR_LOOKUP_PORT`), the help text and the validation are all derived from
+ * the declaration below, so they cannot drift apart. Precedence: flag, then environment, then default.
+ */
+
+export type CommandName = 'serve' | 'migrate' | 'lookup' | 'keys' | 'import';
+
+type Kind =
+  | { type: 'string' }
+  | { type: 'path' }
+  | { type: 'boolean' }
+  | { type: 'integer'; min: number; max: number }
+  | { type: 'duration'; min?: number }
+  | { type: 'address' };
+
+interface Setting<T> {
+  kind: Kind;
+  default: T;
+  /** One sentence for `--help` and docs/configuration.md: what it does, and its cost or risk. */
+  doc: string;
+  /** The commands that accept the setting. */
+  commands: readonly CommandName[];
+  /** Extra environment variables read when `ATDIR_*` is unset, e.g. the conventional DATABASE_URL. */
+  envAliases?: readonly string[];
+}
+
+const string = { type: 'string' } as const;
+const path = { type: 'path' } as const;
+const boolean = { type: 'boolean' } as const;
+const port = { type: 'integer', min: 0, max: 65535 } as const;
+const count = (min: number, max: number) => ({ type: 'integer', min, max }) as const;
+const duration = (min = 0) => ({ type: 'duration', min }) as const;
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+const SERVE = ['serve'] as const;
+const DATABASE = ['serve', 'migrate', 'keys', 'import'] as const;
+const KIB = 1024;
+const MIB = 1024 * KIB;
+const LOOKUP = ['lookup'] as const;
+
+export const settings = {
+  lookupHost: {
+    kind: string, default: '::', commands: SERVE,
+    doc: 'Address the lookup server binds; `::` accepts IPv4 and IPv6 (falls back to 0.0.0.0 where IPv6 is unavailable).',
+  },
+  lookupPort: {
+    kind: port, default: 64, commands: SERVE,
+    doc: 'TLS port of the lookup protocol; 0 picks any free port. Ports below 1024 need root or cap_net_bind_service.',
+  },
+  databaseUrl: {
+    kind: string, default: '', commands: DATABASE, envAliases: ['DATABASE_URL'],
+    doc: 'PostgreSQL connection string; when empty, an embedded PostgreSQL is started under --data-dir.',
+  },
+  dataDir: {
+    kind: path, default: './.atdirectory', commands: DATABASE,
+    doc: 'Directory for the embedded PostgreSQL and the generated development certificate.',
+  },
+  migrate: {
+    kind: boolean, default: true, commands: SERVE,
+    doc: 'Apply pending migrations at start; turn off (--no-migrate) when migrations run as a separate job.',
+  },
+  tlsCert: {
+    kind: path, default: '', commands: SERVE,
+    doc: 'PEM certificate chain for the lookup port; when empty, a self-signed ECDSA P-256 certificate is generated under --data-dir.',
+  },
+  tlsKey: {
+    kind: path, default: '', commands: SERVE,
+    doc: 'PEM private key matching --tls-cert.',
+  },
+  workers: {
+    kind: count(1, 256), default: 1, commands: SERVE,
+    doc: 'Lookup worker processes (node:cluster); each has its own cache and change listener.',
+  },
+  logLevel: {
+    kind: string, default: 'info', commands: ['serve', 'migrate', 'keys', 'import'],
+    doc: 'Log level: fatal, error, warn, info, debug or trace. Lookups are never logged above debug.',
+  },
+  cacheMaxEntries: {
+    kind: count(1, 100_000_000), default: 1_000_000, commands: SERVE,
+    doc: 'Capacity of the positive cache (atsigns that have a record); least recently used entries are evicted. About 250 bytes each.',
+  },
+  cacheNegativeMaxEntries: {
+    kind: count(1, 100_000_000), default: 100_000, commands: SERVE,
+    doc: 'Capacity of the negative cache (atsigns with no record), kept apart so that enumeration cannot evict real answers.',
+  },
+  cacheTtl: {
+    kind: duration(SECOND), default: 10 * MINUTE, commands: SERVE,
+    doc: 'Age after which a positive entry is refreshed from the database. A backstop only: changes arrive by notification within milliseconds.',
+  },
+  cacheNegativeTtl: {
+    kind: duration(0), default: 30 * SECOND, commands: SERVE,
+    doc: 'Age after which a negative entry is refreshed from the database.',
+  },
+  cacheMaxStale: {
+    kind: duration(0), default: DAY, commands: SERVE,
+    doc: 'How long past its TTL an entry may still be answered while its refresh runs or the database is unreachable.',
+  },
+  missDelayFrom: {
+    kind: count(0, 1000), default: 2, commands: SERVE,
+    doc: 'Enumeration throttling: the Nth miss within --miss-window on one connection, and every later one, is answered after --miss-delay (0 = never delay).',
+  },
+  missDelay: {
+    kind: duration(0), default: 3 * SECOND, commands: SERVE,
+    doc: 'Delay before answering a throttled miss (the reference root server uses 3 s).',
+  },
+  missCloseAt: {
+    kind: count(0, 1000), default: 3, commands: SERVE,
+    doc: 'Enumeration throttling: the Nth miss within --miss-window closes the connection without an answer (0 = never close).',
+  },
+  missWindow: {
+    kind: duration(SECOND), default: MINUTE, commands: SERVE,
+    doc: 'Sliding window in which misses are counted; older misses are forgotten, so long-lived SDK connections are not closed for rare misses.',
+  },
+  maxLineLength: {
+    kind: count(255, 65_535), default: 255, commands: SERVE,
+    doc: 'Longest request line, in UTF-16 code units as the reference counts them; a longer line closes the connection with no bytes. Never below 255.',
+  },
+  handshakeTimeout: {
+    kind: duration(100), default: 5 * SECOND, commands: SERVE,
+    doc: 'Time allowed for the TLS handshake before the connection is dropped.',
+  },
+  idleTimeout: {
+    kind: duration(SECOND), default: 10 * MINUTE, commands: SERVE,
+    doc: 'Time a connection may sit without traffic. Java, Python and Go SDKs keep one connection for days and reconnect when it is closed.',
+  },
+  drainTimeout: {
+    kind: duration(0), default: 10 * SECOND, commands: SERVE,
+    doc: 'On SIGTERM/SIGINT: how long in-flight requests may take before the remaining connections are cut.',
+  },
+  dbPoolSize: {
+    kind: count(1, 1000), default: 10, commands: SERVE,
+    doc: 'Connections in each process\'s query pool (cache misses and refreshes). The change listener has one more.',
+  },
+  dbStatementTimeout: {
+    kind: duration(10), default: 2 * SECOND, commands: SERVE,
+    doc: 'Longest a lookup query may run; a slower database answers `null` for uncached atsigns rather than holding clients.',
+  },
+  dbConnectTimeout: {
+    kind: duration(10), default: 3 * SECOND, commands: DATABASE,
+    doc: 'Longest wait for a new database connection.',
+  },
+  changeLogRetention: {
+    kind: duration(MINUTE), default: 7 * DAY, commands: SERVE,
+    doc: 'How long the change log keeps entries. A process disconnected from the database for longer than this clears its cache on reconnecting.',
+  },
+  listenerHeartbeat: {
+    kind: duration(100), default: 10 * SECOND, commands: SERVE,
+    doc: 'Interval of the change listener\'s liveness query, which also detects a silently dropped connection.',
+  },
+  ops: {
+    kind: boolean, default: true, commands: SERVE,
+    doc: 'Serve /metrics, /healthz and /readyz (--no-ops to turn them off).',
+  },
+  opsHost: {
+    kind: string, default: '0.0.0.0', commands: SERVE,
+    doc: 'Address of the ops endpoint (no authentication; it exposes metrics and health only).',
+  },
+  opsPort: {
+    kind: port, default: 9464, commands: SERVE,
+    doc: 'HTTP port of the ops endpoint; 0 picks any free port.',
+  },
+  admin: {
+    kind: boolean, default: true, commands: SERVE,
+    doc: 'Serve the admin REST API (--no-admin for lookup-only processes).',
+  },
+  adminHost: {
+    kind: string, default: '127.0.0.1', commands: SERVE,
+    doc: 'Address of the admin API. Keep it private or put TLS in front: keys travel in its requests.',
+  },
+  adminPort: {
+    kind: port, default: 8064, commands: SERVE,
+    doc: 'HTTP port of the admin API; 0 picks any free port.',
+  },
+  adminRateLimit: {
+    kind: count(1, 1_000_000), default: 600, commands: SERVE,
+    doc: 'Requests per minute allowed per API key; more get 429 with Retry-After.',
+  },
+  adminBodyLimit: {
+    kind: count(KIB, 100 * MIB), default: 64 * KIB, commands: SERVE,
+    doc: 'Largest JSON request body in bytes (imports have their own limit).',
+  },
+  adminImportLimit: {
+    kind: count(KIB, 1024 * 1024 * MIB), default: 1024 * MIB, commands: SERVE,
+    doc: 'Largest import body in bytes; imports are streamed, so this bounds time, not memory.',
+  },
+  adminVerifyCa: {
+    kind: path, default: '', commands: SERVE,
+    doc: 'PEM file of extra certificate authorities trusted by ?verify=true (public roots otherwise).',
+  },
+  adminVerifyTimeout: {
+    kind: duration(100), default: 5 * SECOND, commands: SERVE,
+    doc: 'How long ?verify=true waits for the atServer\'s TLS handshake.',
+  },
+  registrar: {
+    kind: string, default: '', commands: ['keys', 'import'],
+    doc: 'keys create: the registrar the key acts for. import: the owner of atsigns the import creates (default "cli").',
+  },
+  scope: {
+    kind: string, default: '', commands: ['keys'],
+    doc: 'keys create: admin (everything), registrar (its own atsigns) or read (GET only).',
+  },
+  atomic: {
+    kind: boolean, default: false, commands: ['import'],
+    doc: 'All or nothing: any invalid line refuses the whole import.',
+  },
+  root: {
+    kind: { type: 'address' }, default: 'root.atsign.org:64', commands: LOOKUP,
+    doc: 'The atDirectory to ask, as host:port.',
+  },
+  ca: {
+    kind: path, default: '', commands: LOOKUP,
+    doc: 'PEM file of the certificate authorities to trust instead of the public roots (e.g. the generated development certificate).',
+  },
+  insecure: {
+    kind: boolean, default: false, commands: LOOKUP,
+    doc: 'Skip certificate verification (testing only).',
+  },
+  timeout: {
+    kind: duration(10), default: 10 * SECOND, commands: LOOKUP,
+    doc: 'Give up on the lookup after this long.',
+  },
+} satisfies Record<string, Setting<string | number | boolean>>;
+
+type Settings = typeof settings;
+export type SettingName = keyof Settings;
+export type Config = { -readonly [K in SettingName]: Settings[K]['default'] };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function flagOf(name: string): string {
+  return '--' + name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+export function envOf(name: string): string {
+  return 'ATDIR_' + name.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: DAY };
+
+/** Renders milliseconds the way a user would write them, for help and messages. */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = UNIT_MS[unit]!;
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+function parseValue(name: SettingName, raw: string, source: string): string | number | boolean {
+  const setting: Setting<unknown> = settings[name];
+  const fail = (expected: string): never => {
+    throw new ConfigError(`invalid ${source}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  };
+  const kind = setting.kind;
+  switch (kind.type) {
+    case 'string':
+    case 'path':
+      return raw;
+    case 'boolean':
+      if (/^(true|1|yes|on)$/i.test(raw)) return true;
+      if (/^(false|0|no|off)$/i.test(raw)) return false;
+      return fail('true or false');
+    case 'integer': {
+      const value = /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isSafeInteger(value) || value < kind.min || value > kind.max) {
+        return fail(`an integer from ${kind.min} to ${kind.max}`);
+      }
+      return value;
+    }
+    case 'duration': {
+      const match = DURATION.exec(raw);
+      const value = raw === '0' ? 0 : match ? Math.round(Number(match[1]) * UNIT_MS[match[2]!]!) : NaN;
+      if (Number.isNaN(value)) return fail('a duration such as 500ms, 3s, 10m, 1h or 7d');
+      if (value < (kind.min ?? 0)) return fail(`a duration of at least ${formatDuration(kind.min ?? 0)}`);
+      return value;
+    }
+    case 'address':
+      if (!parseAddress(raw)) return fail('host:port with a port from 1 to 65535');
+      return raw;
+  }
+}
+
+/** Splits `host:port` (IPv6 hosts in brackets). */
+export function parseAddress(value: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535) return undefined;
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+function namesFor(command: CommandName): SettingName[] {
+  return (Object.keys(settings) as SettingName[]).filter((name) =>
+    (settings[name].commands as readonly CommandName[]).includes(command),
+  );
+}
+
+export interface ParsedCommandLine {
+  config: Config;
+  positionals: string[];
+  help: boolean;
+}
+
+/**
+ * Reads one command's settings from its arguments and the environment. Throws ConfigError naming
+ * the flag or variable at fault; nothing is silently ignored.
+ */
+export function parseCommandLine(
+  command: CommandName,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ParsedCommandLine {
+  const accepted = namesFor(command);
+  const byFlag = new Map(accepted.map((name) => [flagOf(name), name]));
+  const config = Object.fromEntries(
+    Object.entries(settings).map(([name, setting]) => [name, setting.default]),
+  ) as Config;
+  const assign = (name: SettingName, value: string | number | boolean) => {
+    (config as Record<SettingName, unknown>)[name] = value;
+  };
+
+  for (const name of accepted) {
+    const setting: Setting<unknown> = settings[name];
+    for (const variable of [envOf(name), ...(setting.envAliases ?? [])]) {
+      const raw = env[variable];
+      if (raw !== undefined && raw !== '') {
+        assign(name, parseValue(name, raw, variable));
+        break;
+      }
+    }
+  }
+
+  const positionals: string[] = [];
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('--')) {
+      if (arg.startsWith('-') && arg !== '-') throw new ConfigError(`unknown option ${arg}`);
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const inline = eq === -1 ? undefined : arg.slice(eq + 1);
+    const negated = flag.startsWith('--no-') ? byFlag.get('--' + flag.slice(5)) : undefined;
+    if (negated && settings[negated].kind.type === 'boolean' && inline === undefined) {
+      assign(negated, false);
+      continue;
+    }
+    const name = byFlag.get(flag);
+    if (!name) throw new ConfigError(`unknown option ${flag} for \`atdirectory ${command}\` (see --help)`);
+    if (settings[name].kind.type === 'boolean' && inline === undefined) {
+      assign(name, true);
+      continue;
+    }
+    const raw = inline ?? argv[++i];
+    if (raw === undefined) throw new ConfigError(`option ${flag} needs a value`);
+    assign(name, parseValue(name, raw, flag));
+  }
+
+  checkCombinations(command, config);
+  return { config, positionals, help };
+}
+
+function checkCombinations(command: CommandName, config: Config): void {
+  if (command === 'serve' && Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
+    throw new ConfigError('--tls-cert and --tls-key go together: give both or neither');
+  }
+  if (command === 'serve' && config.missCloseAt > 0 && config.missDelayFrom >= config.missCloseAt) {
+    throw new ConfigError('--miss-delay-from must be below --miss-close-at (or set --miss-close-at 0)');
+  }
+  if (command === 'keys' && config.scope && !['admin', 'registrar', 'read'].includes(config.scope)) {
+    throw new ConfigError(`invalid --scope: expected admin, registrar or read, got ${JSON.stringify(config.scope)}`);
+  }
+  if (command === 'lookup' && config.ca && config.insecure) {
+    throw new ConfigError('--ca and --insecure exclude each other');
+  }
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(config.logLevel)) {
+    throw new ConfigError(`invalid --log-level: expected fatal, error, warn, info, debug or trace, got ${JSON.stringify(config.logLevel)}`);
+  }
+}
+
+function describeDefault(name: SettingName): string {
+  const setting: Setting<unknown> = settings[name];
+  const value = setting.default;
+  if (value === '' || value === false) return '';
+  if (setting.kind.type === 'duration') return ` (default ${formatDuration(value as number)})`;
+  return ` (default ${String(value)})`;
+}
+
+/** The option list of a command's --help, generated from the declarations. */
+export function describeOptions(command: CommandName): string {
+  return namesFor(command)
+    .map((name) => {
+      const setting: Setting<unknown> = settings[name];
+      const aliases = [envOf(name), ...(setting.envAliases ?? [])].join(', ');
+      const flag = setting.kind.type === 'boolean' && setting.default === true ? `--no-${flagOf(name).slice(2)}` : flagOf(name);
+      return `  ${flag}  [${aliases}]${describeDefault(name)}\n      ${setting.doc}`;
+    })
+    .join('\n');
+}
+
+/** docs/configuration.md, generated from the declarations (a test keeps the file in step). */
+export function configurationReference(): string {
+  const commands: CommandName[] = ['serve', 'migrate', 'lookup', 'keys', 'import'];
+  const sections = commands.map((command) => {
+    const rows = namesFor(command).map((name) => {
+      const setting: Setting<unknown> = settings[name];
+      const variables = [envOf(name), ...(setting.envAliases ?? [])].map((variable) => `\`${variable}\``).join(', ');
+      const value = setting.default;
+      const shown = value === '' ? '—' : setting.kind.type === 'duration' ? formatDuration(value as number) : String(value);
+      return `| \`${flagOf(name)}\` | ${variables} | \`${shown}\` | ${setting.doc.replace(/\|/g, '\\|')} |`;
+    });
+    return [`## atdirectory ${command}`, '', '| flag | environment | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
+  });
+  return [
+    '# Configuration',
+    '',
+    '<!-- Generated from src/config.ts by `UPDATE_DOCS=1 npx vitest run test/unit/config.test.ts`; do not edit by hand. -->',
+    '',
+    'Every setting is a command-line flag and an environment variable; a flag wins over the variable,',
+    'the variable over the default. Durations take a unit: `500ms`, `3s`, `10m`, `1h`, `7d`. Booleans',
+    'accept `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`); a boolean flag alone means true and',
+    '`--no-<flag>` means false. An invalid value stops the command at start with a message naming the',
+    'flag or variable.',
+    '',
+    ...sections.flatMap((section) => [section, '']),
+  ].join('\n');
+}

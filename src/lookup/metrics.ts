@@ -1,0 +1,82 @@
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { registry } from '../ops/registry.js';
+
+export type LookupResult = 'found' | 'not_found' | 'suspended' | 'throttled' | 'error';
+export type RejectionReason = 'line_too_long' | 'invalid_utf8' | 'throttled' | 'idle_timeout' | 'drain_deadline';
+export type HandshakeFailure = 'timeout' | 'closed' | 'protocol';
+
+const lookups = new Counter({
+  name: 'atdirectory_lookups_total',
+  help: 'Lookups answered (or refused, for throttled), by result.',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+/** Pre-bound children: recording a lookup allocates nothing. */
+export const lookupsByResult: Record<LookupResult, { inc(): void }> = {
+  found: lookups.labels('found'),
+  not_found: lookups.labels('not_found'),
+  suspended: lookups.labels('suspended'),
+  throttled: lookups.labels('throttled'),
+  error: lookups.labels('error'),
+};
+
+export const lookupDuration = new Histogram({
+  name: 'atdirectory_lookup_duration_seconds',
+  help: 'Time from a request line being complete to its answer being written (throttling delays excluded).',
+  buckets: [0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
+  registers: [registry],
+});
+
+export const connectionsOpen = new Gauge({
+  name: 'atdirectory_connections_open',
+  help: 'Lookup connections open now (TLS established).',
+  registers: [registry],
+});
+
+export const connectionsTotal = new Counter({
+  name: 'atdirectory_connections_total',
+  help: 'Lookup connections accepted (TCP), whether or not TLS completed.',
+  registers: [registry],
+});
+
+const rejected = new Counter({
+  name: 'atdirectory_connections_rejected_total',
+  help: 'Lookup connections closed by a limit or rule, by reason.',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+export const rejectedBy: Record<RejectionReason, { inc(): void }> = {
+  line_too_long: rejected.labels('line_too_long'),
+  invalid_utf8: rejected.labels('invalid_utf8'),
+  throttled: rejected.labels('throttled'),
+  idle_timeout: rejected.labels('idle_timeout'),
+  drain_deadline: rejected.labels('drain_deadline'),
+};
+
+export const handshakes = new Counter({
+  name: 'atdirectory_tls_handshakes_total',
+  help: 'Completed TLS handshakes on the lookup port, by protocol version and whether the session was resumed.',
+  labelNames: ['version', 'resumed'] as const,
+  registers: [registry],
+});
+
+const handshakeFailures = new Counter({
+  name: 'atdirectory_tls_handshake_failures_total',
+  help: 'Connections that never completed TLS: timeout (silent or slow), closed (probe hung up), protocol (not TLS, or no common parameters).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+export const handshakeFailuresBy: Record<HandshakeFailure, { inc(): void }> = {
+  timeout: handshakeFailures.labels('timeout'),
+  closed: handshakeFailures.labels('closed'),
+  protocol: handshakeFailures.labels('protocol'),
+};
+
+export const certificateExpiry = new Gauge({
+  name: 'atdirectory_tls_certificate_expiry_timestamp_seconds',
+  help: 'When the lookup certificate expires (Unix time).',
+  registers: [registry],
+});

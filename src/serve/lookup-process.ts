@@ -1,0 +1,125 @@
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { AnswerCache } from '../directory/cache.js';
+import { DirectoryResolver } from '../directory/resolver.js';
+import { certificateExpiry } from '../lookup/metrics.js';
+import { LookupServer } from '../lookup/server.js';
+import { trimChangeLog } from '../store/change-log.js';
+import { ChangeListener } from '../store/changes.js';
+import { createPool } from '../store/pool.js';
+import { PostgresRecordSource } from '../store/records.js';
+import type { CertificatePair } from '../tls/certificate.js';
+
+export interface LookupProcess {
+  readonly address: AddressInfo;
+  readonly resolver: DirectoryResolver;
+  /** Whether the change listener is connected and caught up (for readiness). */
+  readonly listening: () => boolean;
+  /** Drains the lookup port, then closes the database connections. */
+  stop(): Promise<void>;
+}
+
+const SOURCE_ERROR_LOG_INTERVAL_MS = 10_000;
+const TRIM_INTERVAL_MS = 3600_000;
+
+/**
+ * One lookup process: its own cache, query pool and change listener, and the port-64 server.
+ * The change listener is connected before the port opens, so no answer is ever given from a cache
+ * that is not following changes.
+ */
+export async function startLookupProcess(
+  config: Config,
+  databaseUrl: string,
+  certificate: CertificatePair,
+  logger: Logger,
+): Promise<LookupProcess> {
+  const pool = createPool({
+    connectionString: databaseUrl,
+    max: config.dbPoolSize,
+    connectTimeoutMs: config.dbConnectTimeout,
+    statementTimeoutMs: config.dbStatementTimeout,
+    applicationName: 'atdirectory-lookup',
+    logger,
+  });
+  const cache = new AnswerCache({
+    maxEntries: config.cacheMaxEntries,
+    negativeMaxEntries: config.cacheNegativeMaxEntries,
+    ttl: config.cacheTtl,
+    negativeTtl: config.cacheNegativeTtl,
+    maxStale: config.cacheMaxStale,
+  });
+  let lastSourceErrorLog = 0;
+  const resolver = new DirectoryResolver({
+    source: new PostgresRecordSource(pool),
+    cache,
+    onSourceError: (error, atsign) => {
+      // An outage fails every miss; one line per interval says so without flooding the log.
+      const now = Date.now();
+      if (now - lastSourceErrorLog < SOURCE_ERROR_LOG_INTERVAL_MS) return;
+      lastSourceErrorLog = now;
+      logger.warn({ err: error, atsign }, 'database read failed; uncached atsigns answer null until it recovers');
+    },
+  });
+  const listener = new ChangeListener({
+    connectionString: databaseUrl,
+    connectTimeoutMs: config.dbConnectTimeout,
+    heartbeatMs: config.listenerHeartbeat,
+    logger,
+    onChange: (change) => resolver.applyChange(change),
+    onCacheUntrusted: () => resolver.clear(),
+    onConnectedChange: (connected) => {
+      if (connected) logger.info('change listener connected');
+    },
+  });
+  await listener.start();
+
+  const server = new LookupServer(
+    {
+      host: config.lookupHost,
+      port: config.lookupPort,
+      cert: certificate.cert,
+      key: certificate.key,
+      handshakeTimeoutMs: config.handshakeTimeout,
+      idleTimeoutMs: config.idleTimeout,
+      connection: {
+        maxLineLength: config.maxLineLength,
+        missDelayFrom: config.missDelayFrom,
+        missDelayMs: config.missDelay,
+        missCloseAt: config.missCloseAt,
+        missWindowMs: config.missWindow,
+      },
+      logger,
+    },
+    resolver,
+  );
+  let address: AddressInfo;
+  try {
+    address = await server.listen();
+  } catch (error) {
+    cache.release();
+    await Promise.all([listener.stop(), pool.end()]);
+    throw error;
+  }
+  certificateExpiry.set(certificate.expiresAt.getTime() / 1000);
+
+  const trim = () =>
+    trimChangeLog(pool, config.changeLogRetention).then(
+      (trimmed) => trimmed > 0 && logger.info({ trimmed }, 'change log trimmed'),
+      (error: unknown) => logger.warn({ err: error }, 'change log trim failed; will retry'),
+    );
+  void trim();
+  const trimTimer = setInterval(trim, Math.min(config.changeLogRetention / 10, TRIM_INTERVAL_MS)).unref();
+
+  return {
+    address,
+    resolver,
+    listening: () => listener.connected,
+    async stop() {
+      clearInterval(trimTimer);
+      await server.close(config.drainTimeout);
+      cache.release();
+      await Promise.all([listener.stop(), pool.end()]);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import cluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+
+/**
+ * Questions the primary asks its workers over the cluster channel (metrics, readiness), and the
+ * workers' answers. Each worker has its own cache, registry and change listener.
+ */
+export type Question = 'metrics' | 'status';
+
+interface Ask {
+  type: 'atdirectory:ask';
+  id: string;
+  question: Question;
+}
+
+interface Answer {
+  type: 'atdirectory:answer';
+  id: string;
+  value: unknown;
+}
+
+/** Primary: asks every live worker and waits up to `timeoutMs`; silent workers are left out. */
+export async function askWorkers<T>(question: Question, timeoutMs = 2000): Promise<T[]> {
+  const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker?.isConnected());
+  return (
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<T | undefined>((resolve) => {
+            const id = randomUUID();
+            const timer = setTimeout(() => finish(undefined), timeoutMs);
+            const onMessage = (message: Answer) => {
+              if (message?.type === 'atdirectory:answer' && message.id === id) finish(message.value as T);
+            };
+            const finish = (value: T | undefined) => {
+              clearTimeout(timer);
+              worker!.off('message', onMessage);
+              resolve(value);
+            };
+            worker!.on('message', onMessage);
+            worker!.send({ type: 'atdirectory:ask', id, question } satisfies Ask);
+          }),
+      ),
+    )
+  ).filter((value): value is Awaited<T> => value !== undefined);
+}
+
+/** Worker: answers the primary's questions. */
+export function answerPrimary(answers: Record<Question, () => Promise<unknown>>): void {
+  process.on('message', (message: Ask) => {
+    if (message?.type !== 'atdirectory:ask') return;
+    void answers[message.question]().then((value) => process.send?.({ type: 'atdirectory:answer', id: message.id, value } satisfies Answer));
+  });
+}

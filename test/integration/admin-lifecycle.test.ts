@@ -1,0 +1,106 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { RawClient } from '../support/raw-client.js';
+import { CLI, cleanEnv, spawnServe, type ServeProcess } from '../support/serve-process.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+// The self-hoster's whole story, on two real `serve` processes sharing a database: the first
+// serves the admin API, the second only lookups. The API never talks to caches; the change must
+// reach the second process through the database's notification.
+
+let database: TestDatabase;
+let dataDir: string;
+let writer: ServeProcess;
+let reader: ServeProcess;
+let token: string;
+const clients: RawClient[] = [];
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  dataDir = await mkdtemp(join(tmpdir(), 'atdirectory-test-'));
+  const common = ['--database-url', database.url, '--data-dir', dataDir, '--no-migrate', '--miss-delay-from', '0', '--miss-close-at', '0'];
+  [writer, reader] = await Promise.all([spawnServe(common), spawnServe([...common, '--no-admin'])]);
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'keys', 'create', '--registrar', 'selfhost', '--scope', 'registrar', '--database-url', database.url], {
+    env: cleanEnv({}),
+  });
+  token = stdout.trim();
+});
+
+afterAll(async () => {
+  for (const client of clients) client.close();
+  await Promise.all([writer?.stop(), reader?.stop()]);
+  await database?.drop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+function api(method: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(`http://127.0.0.1:${writer.adminPort}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+}
+
+async function connect(server: ServeProcess): Promise<RawClient> {
+  const client = await RawClient.prompted(server.port);
+  clients.push(client);
+  return client;
+}
+
+/** Milliseconds until the client answers `expected` for `atsign`, polling back to back. */
+async function timeUntil(client: RawClient, atsign: string, expected: string, since: number): Promise<number> {
+  while (performance.now() - since < 5000) if ((await client.ask(atsign)) === expected) return performance.now() - since;
+  return Infinity;
+}
+
+it('create, look up, move, suspend, reactivate and delete; the second process follows within 100 ms', async () => {
+  expect(writer.adminPort).toBeGreaterThan(0);
+  expect(reader.adminPort).toBeUndefined();
+  const [viaWriter, viaReader] = await Promise.all([connect(writer), connect(reader)]);
+
+  expect((await api('PUT', '/v1/atsigns/@SelfHost', { host: 'home.example.net', port: 6464 })).status).toBe(201);
+  expect(await viaWriter.ask('selfhost')).toBe('home.example.net:6464');
+  expect(await viaReader.ask('@selfhost'.slice(1))).toBe('home.example.net:6464');
+
+  let since = performance.now();
+  expect((await api('PATCH', '/v1/atsigns/selfhost', { host: 'vps.example.org', port: 7000 })).status).toBe(200);
+  expect(await timeUntil(viaReader, 'selfhost', 'vps.example.org:7000', since)).toBeLessThan(100);
+
+  since = performance.now();
+  expect((await api('PATCH', '/v1/atsigns/selfhost', { status: 'suspended', reason: 'reported phishing' })).status).toBe(200);
+  expect(await timeUntil(viaReader, 'selfhost', 'null', since)).toBeLessThan(100);
+  expect(await viaWriter.ask('selfhost')).toBe('null');
+
+  since = performance.now();
+  const reactivated = await api('PATCH', '/v1/atsigns/selfhost', { status: 'active' });
+  expect(await reactivated.json()).toMatchObject({ status: 'active', suspensionReason: null });
+  expect(await timeUntil(viaReader, 'selfhost', 'vps.example.org:7000', since)).toBeLessThan(100);
+
+  since = performance.now();
+  expect((await api('DELETE', '/v1/atsigns/selfhost')).status).toBe(204);
+  expect(await timeUntil(viaReader, 'selfhost', 'null', since)).toBeLessThan(100);
+  expect(await viaWriter.ask('selfhost')).toBe('null');
+  expect((await api('GET', '/v1/atsigns/selfhost')).status).toBe(404);
+
+  const { rows } = await database.pool.query('SELECT action, actor, reason, old_value, new_value FROM atsign_history WHERE atsign = $1 ORDER BY id', ['selfhost']);
+  const keyId = token.split('_')[1];
+  expect(rows.map((row) => [row.action, row.actor, row.reason])).toEqual([
+    ['create', keyId, null],
+    ['update', keyId, null],
+    ['suspend', keyId, 'reported phishing'],
+    ['reactivate', keyId, null],
+    ['delete', keyId, null],
+  ]);
+  expect(rows[1].old_value).toMatchObject({ host: 'home.example.net', port: 6464 });
+  expect(rows[1].new_value).toMatchObject({ host: 'vps.example.org', port: 7000 });
+});
+
+it('records writes made with plain SQL in the history as actor "sql"', async () => {
+  await database.pool.query("INSERT INTO atsigns (atsign, host, port, registrar) VALUES ('legacy', 'l.example', 1, 'selfhost')");
+  const history = (await (await api('GET', '/v1/atsigns/legacy/history')).json()) as { items: Array<{ action: string; actor: string }> };
+  expect(history.items).toMatchObject([{ action: 'create', actor: 'sql' }]);
+});
