@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { ApiKeyStore } from '../store/api-keys.js';
 import { AtsignStore } from '../store/atsigns.js';
 import { authenticate } from './auth.js';
+import { adminAuthFailures, adminRequestDuration, adminRequests } from './metrics.js';
 import { PROBLEMS, ProblemError, problemTypeUri, type ProblemType } from './problems.js';
 import { atsignRoutes } from './routes/atsigns.js';
 import { keyRoutes } from './routes/keys.js';
@@ -28,8 +29,6 @@ export interface AdminOptions {
   verifyCa?: string | Buffer;
   verifyTimeoutMs: number;
   version: string;
-  /** Called for every refused authentication, with a reason for metrics (never logged with the key). */
-  onAuthFailure?: (reason: string) => void;
 }
 
 /** What routes are given: stores and the verification, never the pool itself. */
@@ -97,6 +96,12 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
   });
+  // Labelled by route pattern, never by URL, so that atsigns do not become label values.
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    adminRequests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    adminRequestDuration.observe({ route, method: request.method }, reply.elapsedTime / 1000);
+  });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const problem = toProblem(error);
     if (problem.statusCode >= 500) request.log.error({ err: error }, 'admin request failed');
@@ -127,7 +132,7 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
   });
 
   await app.register(async (v1) => {
-    v1.addHook('onRequest', authenticate(dependencies.keys, options.onAuthFailure ?? (() => undefined)));
+    v1.addHook('onRequest', authenticate(dependencies.keys, (reason) => adminAuthFailures.inc({ reason })));
     // Per key, after authentication, so one registrar cannot use up another's allowance.
     await v1.register(rateLimit, {
       max: options.rateLimit,

@@ -15,7 +15,7 @@ const BEARER = /^Bearer ([^\s]+)$/i;
  * Authenticates /v1 requests from `Authorization: Bearer atd_<id>_<secret>`. A missing, malformed,
  * unknown, wrong or revoked key all get the same 401, with no hint which.
  */
-export function authenticate(keys: ApiKeyStore, onFailure: (reason: string) => void) {
+export function authenticate(keys: ApiKeyStore, onFailure: (reason: 'missing' | 'invalid') => void) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization;
     const token = header ? BEARER.exec(header)?.[1] : undefined;

@@ -1,19 +1,20 @@
 import { Counter, Gauge } from 'prom-client';
+import { hotCounter } from '../ops/hot-metrics.js';
 import { registry } from '../ops/registry.js';
 
-export const cacheHits = new Counter({
+export const cacheHits = hotCounter({
   name: 'atdirectory_cache_hits_total',
   help: 'Lookups answered from the cache with a fresh entry.',
   registers: [registry],
 });
 
-export const cacheMisses = new Counter({
+export const cacheMisses = hotCounter({
   name: 'atdirectory_cache_misses_total',
   help: 'Lookups that had to wait for the database (no entry, or one past the stale bound).',
   registers: [registry],
 });
 
-export const cacheStaleServed = new Counter({
+export const cacheStaleServed = hotCounter({
   name: 'atdirectory_cache_stale_served_total',
   help: 'Lookups answered from an expired entry (within --cache-max-stale) while it was refreshed.',
   registers: [registry],

@@ -40,6 +40,8 @@ export class LookupConnection {
   private closed = false;
   private draining = false;
   private delayTimer: NodeJS.Timeout | undefined;
+  /** Lookups answered or refused on this connection, for the debug line at close. */
+  lookups = 0;
   private readonly misses: MissWindow;
   /** The bytes a line may take: 3 UTF-8 bytes per UTF-16 unit at most, plus `\r`. */
   private readonly maxLineBytes: number;
@@ -146,6 +148,7 @@ export class LookupConnection {
       const { missDelayFrom, missCloseAt } = this.options;
       const misses = this.misses.record(Date.now());
       if (missCloseAt > 0 && misses >= missCloseAt) {
+        this.lookups++;
         lookupsByResult.throttled.inc();
         rejectedBy.throttled.inc();
         this.closed = true;
@@ -171,6 +174,7 @@ export class LookupConnection {
 
   /** Counts a lookup by result. The delay of a throttled answer is not part of its duration. */
   private record(resolution: Resolution, started: number): void {
+    this.lookups++;
     lookupsByResult[resolution.result].inc();
     lookupDuration.observe((performance.now() - started) / 1000);
   }

@@ -1,27 +1,20 @@
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import { HotHistogram, hotCounterFamily } from '../ops/hot-metrics.js';
 import { registry } from '../ops/registry.js';
 
 export type LookupResult = 'found' | 'not_found' | 'suspended' | 'throttled' | 'error';
 export type RejectionReason = 'line_too_long' | 'invalid_utf8' | 'throttled' | 'idle_timeout' | 'drain_deadline';
 export type HandshakeFailure = 'timeout' | 'closed' | 'protocol';
 
-const lookups = new Counter({
+export const lookupsByResult = hotCounterFamily<LookupResult>({
   name: 'atdirectory_lookups_total',
   help: 'Lookups answered (or refused, for throttled), by result.',
-  labelNames: ['result'] as const,
+  labelName: 'result',
+  labelValues: ['found', 'not_found', 'suspended', 'throttled', 'error'],
   registers: [registry],
 });
 
-/** Pre-bound children: recording a lookup allocates nothing. */
-export const lookupsByResult: Record<LookupResult, { inc(): void }> = {
-  found: lookups.labels('found'),
-  not_found: lookups.labels('not_found'),
-  suspended: lookups.labels('suspended'),
-  throttled: lookups.labels('throttled'),
-  error: lookups.labels('error'),
-};
-
-export const lookupDuration = new Histogram({
+export const lookupDuration = new HotHistogram({
   name: 'atdirectory_lookup_duration_seconds',
   help: 'Time from a request line being complete to its answer being written (throttling delays excluded).',
   buckets: [0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],

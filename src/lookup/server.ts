@@ -49,9 +49,14 @@ export class LookupServer {
       });
       const connection = new LookupConnection(socket, source, options.connection);
       this.connections.add(connection);
+      // Read only at debug level: a per-connection log line is too costly for production volumes.
+      const opened = this.logger.isLevelEnabled('debug') ? { remoteAddress: socket.remoteAddress, at: performance.now() } : undefined;
       socket.once('close', () => {
         connectionsOpen.dec();
         this.connections.delete(connection);
+        if (opened) {
+          this.logger.debug({ remoteAddress: opened.remoteAddress, lookups: connection.lookups, openMs: Math.round(performance.now() - opened.at) }, 'lookup connection closed');
+        }
       });
       connection.start();
     });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiKeyStore } from '../../src/store/api-keys.js';
 import { createPool } from '../../src/store/pool.js';
 import { readinessCheck } from '../../src/serve/readiness.js';
 import { createTestDatabase, insertRecord, type TestDatabase } from '../support/database.js';
@@ -118,12 +119,76 @@ describe('/metrics after a scripted mix of lookups', () => {
     expect(server.logs.filter((line) => line.level >= 50)).toEqual([]);
   });
 
+  it('counts admin requests by route pattern and status, and refused authentications by reason', async () => {
+    const { token } = await new ApiKeyStore(database.pool).create('observability', 'admin');
+    const admin = (method: string, path: string, authorization?: string, body?: unknown) =>
+      fetch(`http://127.0.0.1:${server.adminPort}${path}`, {
+        method,
+        headers: { ...(authorization ? { authorization } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    const before = await scrape(server.opsPort!);
+    expect((await admin('PUT', '/v1/atsigns/carol', `Bearer ${token}`, { host: 'carol.example.com', port: 6464 })).status).toBe(201);
+    expect((await admin('PUT', '/v1/atsigns/dave', `Bearer ${token}`, { host: 'dave.example.com', port: 6464 })).status).toBe(201);
+    expect((await admin('GET', '/v1/atsigns/nosuch', `Bearer ${token}`)).status).toBe(404);
+    expect((await admin('GET', '/v1/atsigns/carol')).status).toBe(401);
+    expect((await admin('GET', '/v1/atsigns/carol', 'Bearer atd_nosuchkey_secret')).status).toBe(401);
+    expect((await admin('GET', '/nowhere')).status).toBe(404);
+    const after = await scrape(server.opsPort!);
+    expect(
+      deltas(before, after, [
+        'atdirectory_admin_requests_total{route="/v1/atsigns/:atsign",method="PUT",status="201"}',
+        'atdirectory_admin_requests_total{route="/v1/atsigns/:atsign",method="GET",status="404"}',
+        'atdirectory_admin_requests_total{route="/v1/atsigns/:atsign",method="GET",status="401"}',
+        'atdirectory_admin_requests_total{route="unmatched",method="GET",status="404"}',
+        'atdirectory_admin_request_duration_seconds_count{route="/v1/atsigns/:atsign",method="PUT"}',
+        'atdirectory_admin_auth_failures_total{reason="missing"}',
+        'atdirectory_admin_auth_failures_total{reason="invalid"}',
+      ]),
+    ).toEqual({
+      'atdirectory_admin_requests_total{route="/v1/atsigns/:atsign",method="PUT",status="201"}': 2,
+      'atdirectory_admin_requests_total{route="/v1/atsigns/:atsign",method="GET",status="404"}': 1,
+      'atdirectory_admin_requests_total{route="/v1/atsigns/:atsign",method="GET",status="401"}': 2,
+      'atdirectory_admin_requests_total{route="unmatched",method="GET",status="404"}': 1,
+      'atdirectory_admin_request_duration_seconds_count{route="/v1/atsigns/:atsign",method="PUT"}': 2,
+      'atdirectory_admin_auth_failures_total{reason="missing"}': 1,
+      'atdirectory_admin_auth_failures_total{reason="invalid"}': 1,
+    });
+    expect(server.logs.some((line) => JSON.stringify(line).includes(token))).toBe(false);
+  });
+
   it('answers /healthz, and nothing but the three paths', async () => {
     const health = await fetch(`http://127.0.0.1:${server.opsPort}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok' });
     expect((await fetch(`http://127.0.0.1:${server.opsPort}/v1/atsigns`)).status).toBe(404);
     expect((await fetch(`http://127.0.0.1:${server.opsPort}/metrics`, { method: 'POST' })).status).toBe(405);
+  });
+});
+
+describe('logs', () => {
+  it('write one debug line per connection close and nothing per lookup; at info, nothing for either', async () => {
+    for (const level of ['debug', 'info']) {
+      const server = await spawnServe(['--database-url', database.url, '--data-dir', dataDir, '--log-level', level]);
+      try {
+        const client = await RawClient.prompted(server.port);
+        expect(await client.ask('alice')).toMatch(/^alice\.example\.com:/);
+        expect(await client.ask('nosuch')).toBe('null');
+        client.close();
+        await client.closed;
+        await eventually(() => server.logs.some((line) => line.msg === 'lookup connection closed'), level === 'debug' ? 2000 : 300);
+        const closeLine = server.logs.find((line) => line.msg === 'lookup connection closed');
+        if (level === 'debug') {
+          expect(closeLine).toMatchObject({ level: 20, lookups: 2, remoteAddress: expect.stringMatching(/127\.0\.0\.1/) });
+          expect(server.logs.filter((line) => line.msg === 'lookup connection closed')).toHaveLength(1);
+        } else {
+          expect(closeLine).toBeFalsy();
+        }
+        expect(server.logs.filter((line) => /alice|nosuch/.test(JSON.stringify(line)))).toEqual([]);
+      } finally {
+        await server.stop();
+      }
+    }
   });
 });
 
