@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, describeOptions, parseCommandLine, type CommandName } from './config.js';
+import { importCommand } from './commands/import.js';
 import { keysCommand } from './commands/keys.js';
 import { lookupCommand } from './commands/lookup.js';
 import { migrateCommand } from './commands/migrate.js';
@@ -23,7 +24,7 @@ const COMMANDS: Record<CommandName, { usage: string; summary: string }> = {
     summary: 'Manage admin API keys directly in the database (how the first admin key is made).',
   },
   import: {
-    usage: 'atdirectory import <file.ndjson|file.csv> [--registrar NAME] [--atomic]',
+    usage: 'atdirectory import <file.ndjson|file.csv|-> [--registrar NAME] [--atomic]',
     summary: 'Create or replace many atsigns from NDJSON or CSV (atsign,host,port), straight into the database.',
   },
 };
@@ -70,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
     case 'keys':
       return keysCommand(config, positionals);
     case 'import':
-      throw new ConfigError('import is not available yet');
+      return importCommand(config, positionals);
   }
 }
 

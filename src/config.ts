@@ -198,7 +198,7 @@ export const settings = {
   },
   registrar: {
     kind: string, default: '', commands: ['keys', 'import'],
-    doc: 'keys create: the registrar the key acts for. import: the owner of atsigns the import creates (default "cli").',
+    doc: 'keys create: the registrar the key acts for. import: the owner of atsigns the import creates (default: none, so only admin keys manage them).',
   },
   scope: {
     kind: string, default: '', commands: ['keys'],

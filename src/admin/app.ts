@@ -5,12 +5,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyBaseLogger, type RawServerDefault, type RawRequestDefaultExpression, type RawReplyDefaultExpression } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { ImportInterrupted, importRecords, type ImportOptions, type ImportReport } from '../import/importer.js';
+import { ImportTooLarge } from '../import/lines.js';
 import { ApiKeyStore } from '../store/api-keys.js';
 import { AtsignStore } from '../store/atsigns.js';
 import { authenticate } from './auth.js';
 import { adminAuthFailures, adminRequestDuration, adminRequests } from './metrics.js';
 import { PROBLEMS, ProblemError, problemTypeUri, type ProblemType } from './problems.js';
 import { atsignRoutes } from './routes/atsigns.js';
+import { importRoutes, reportBody } from './routes/import.js';
 import { keyRoutes } from './routes/keys.js';
 import { verifyAtServer } from './verify.js';
 
@@ -36,6 +39,7 @@ export interface AdminDependencies {
   atsigns: AtsignStore;
   keys: ApiKeyStore;
   verify: (host: string, port: number) => Promise<void>;
+  importRecords: (source: AsyncIterable<Buffer | string>, options: ImportOptions) => Promise<ImportReport>;
 }
 
 // PostgreSQL's connection-class SQLSTATEs and the socket errors pg passes through.
@@ -51,6 +55,16 @@ function isDatabaseUnavailable(error: Error & { code?: string }): boolean {
 /** Any error as a problem: declared ones as they are, framework and database errors mapped. */
 function toProblem(error: FastifyError & { code?: string }): ProblemError {
   if (error instanceof ProblemError) return error;
+  if (error instanceof ImportTooLarge) return new ProblemError('body-too-large', `${error.message} (--admin-import-limit)`);
+  if (error instanceof ImportInterrupted) {
+    // Say exactly what was applied before the stop: a partial import is never silent.
+    const problem = toProblem(error.cause as FastifyError);
+    const applied = error.report.created + error.report.replaced;
+    return new ProblemError(problem.problem, `${problem.detail ?? problem.message}; the import stopped at line ${error.report.lines} with ${applied} records applied`, {
+      ...problem.extensions,
+      report: reportBody(error.report),
+    });
+  }
   if (error.validation) {
     const first = error.validation[0]!;
     const field = (first.instancePath || '').replace(/^\//, '');
@@ -91,6 +105,7 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
     atsigns: new AtsignStore(options.pool),
     keys: new ApiKeyStore(options.pool),
     verify: (host, port) => verifyAtServer(host, port, { ca: options.verifyCa, timeoutMs: options.verifyTimeoutMs }),
+    importRecords: (source, importOptions) => importRecords(options.pool, source, importOptions),
   };
 
   app.addHook('onSend', async (request, reply) => {
@@ -105,6 +120,9 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const problem = toProblem(error);
     if (problem.statusCode >= 500) request.log.error({ err: error }, 'admin request failed');
+    // Refused part-way through a streamed body (an import over its limit): close rather than read
+    // the rest, and tell the client so it can stop sending.
+    if (!request.raw.complete) void reply.header('connection', 'close');
     return reply.status(problem.statusCode).type('application/problem+json').send(problem.body(request.url));
   });
   app.setNotFoundHandler((request, reply) => {
@@ -144,6 +162,8 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
     });
     atsignRoutes(v1 as AdminApp, dependencies);
     keyRoutes(v1 as AdminApp, dependencies);
+    // In a scope of its own, so that only the import route accepts NDJSON and CSV bodies.
+    await v1.register(async (imports) => importRoutes(imports as AdminApp, dependencies, options.importLimit));
   });
   return app;
 }

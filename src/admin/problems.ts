@@ -16,6 +16,7 @@ export const PROBLEMS = {
   'invalid-cursor': { status: 400, title: 'Invalid cursor', description: 'The cursor was not produced by this API; start again without one.' },
   'reason-required': { status: 400, title: 'Suspension reason required', description: 'Suspending an atsign requires a reason, which is kept in its history.' },
   'invalid-precondition': { status: 400, title: 'Invalid If-Match', description: 'If-Match must be "*" or the ETag (version) of the record, in double quotes.' },
+  'invalid-line': { status: 400, title: 'Invalid import line', description: 'An import line is not a record: not a JSON object, not three CSV fields, an unclosed quote, or longer than 4096 bytes.' },
   'invalid-import-line': { status: 422, title: 'Invalid import lines', description: 'The atomic import was refused because of the lines listed; nothing was applied.' },
   unauthenticated: { status: 401, title: 'Authentication required', description: 'Send Authorization: Bearer atd_<id>_<secret> with a valid, unrevoked key.' },
   forbidden: { status: 403, title: 'Forbidden', description: 'The key\'s scope does not allow this operation, or the atsign belongs to another registrar.' },

@@ -109,3 +109,30 @@ export const Problem = Type.Object(
   },
   { description: 'RFC 9457 problem details; type is one of /problems', additionalProperties: true },
 );
+
+export const ImportQuery = Type.Object(
+  {
+    atomic: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'All or nothing: any invalid line refuses the whole import (422).' })),
+    registrar: Type.Optional(Type.String({ minLength: 1, description: 'Admin keys: the owner of atsigns the import creates (default: the key\'s registrar).' })),
+  },
+  { additionalProperties: false },
+);
+export type ImportQuery = Static<typeof ImportQuery>;
+
+export const ImportLineError = Type.Object({
+  line: Type.Integer({ description: 'Line number, from 1 (blank lines and a CSV header count).' }),
+  type: Type.String({ description: 'Problem type of the line, e.g. /problems/invalid-host.' }),
+  detail: Type.String(),
+  atsign: Type.Optional(Type.String()),
+});
+
+export const ImportReport = Type.Object({
+  format: Type.Union([Type.Literal('ndjson'), Type.Literal('csv')]),
+  atomic: Type.Boolean(),
+  lines: Type.Integer(),
+  created: Type.Integer(),
+  replaced: Type.Integer(),
+  failed: Type.Integer({ description: 'Lines refused; each is in errors unless errorsTruncated.' }),
+  errors: Type.Array(ImportLineError, { description: 'At most 1000.' }),
+  errorsTruncated: Type.Boolean(),
+});

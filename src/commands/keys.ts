@@ -1,8 +1,6 @@
 import { ConfigError, type Config } from '../config.js';
-import { createLogger } from '../ops/logger.js';
-import { openDatabase } from '../serve/database.js';
 import { ApiKeyStore, type Scope } from '../store/api-keys.js';
-import { createPool } from '../store/pool.js';
+import { withDatabase } from './with-database.js';
 
 /**
  * `atdirectory keys create|list|revoke`, straight against the database: how the first admin key is
@@ -20,17 +18,7 @@ export async function keysCommand(config: Config, positionals: string[]): Promis
   }
   if (action !== 'revoke' && rest.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(rest[0])}`);
 
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const database = await openDatabase({ ...config, migrate: true }, logger);
-  const pool = createPool({
-    connectionString: database.url,
-    max: 1,
-    connectTimeoutMs: config.dbConnectTimeout,
-    statementTimeoutMs: 10_000,
-    applicationName: 'atdirectory-keys',
-    logger,
-  });
-  try {
+  return withDatabase(config, 'atdirectory-keys', async (pool) => {
     const keys = new ApiKeyStore(pool);
     switch (action) {
       case 'create': {
@@ -55,8 +43,5 @@ export async function keysCommand(config: Config, positionals: string[]): Promis
         return 1;
       }
     }
-  } finally {
-    await pool.end();
-    await database.stop();
-  }
+  });
 }

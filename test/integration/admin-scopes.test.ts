@@ -102,6 +102,42 @@ describe('creating', () => {
   });
 });
 
+describe('import', () => {
+  const importLine = (token: string, atsign: Target) =>
+    admin.request('POST', '/v1/import', { token, body: `${atsign},imported.example,9\n`, headers: { 'content-type': 'text/csv' } });
+  const hostOf = async (atsign: Target) => (await database.pool.query('SELECT host FROM atsigns WHERE atsign = $1', [atsign])).rows[0].host as string;
+
+  for (const scope of ['admin', 'registrar'] as const) {
+    for (const target of ['own', 'foreign'] as const) {
+      const allowed = scope === 'admin' || target === 'own';
+      it(`${scope} key, ${target} atsign → ${allowed ? 'applied' : 'line refused as forbidden'}`, async () => {
+        const response = await importLine(tokens[scope], target);
+        expect(response.status).toBe(200);
+        const report = (await response.json()) as { replaced: number; errors: unknown[] };
+        if (allowed) {
+          expect(report).toMatchObject({ replaced: 1, errors: [] });
+          expect(await hostOf(target)).toBe('imported.example');
+        } else {
+          expect(report).toMatchObject({ replaced: 0, errors: [{ line: 1, type: '/problems/forbidden', detail: 'this atsign belongs to another registrar', atsign: 'foreign' }] });
+          expect(await hostOf(target)).toBe('foreign.example');
+        }
+      });
+    }
+  }
+
+  it('refuses read keys outright', async () => {
+    const response = await importLine(tokens.read, 'own');
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({ type: '/problems/forbidden' });
+    expect(await hostOf('own')).toBe('own.example');
+  });
+
+  it('gives atsigns a registrar key creates to its registrar', async () => {
+    await importLine(tokens.registrar, 'brandnew' as Target);
+    expect((await database.pool.query("SELECT registrar FROM atsigns WHERE atsign = 'brandnew'")).rows).toEqual([{ registrar: 'acme' }]);
+  });
+});
+
 describe('listing', () => {
   const list = async (token: string, query = '') => {
     const response = await admin.request('GET', `/v1/atsigns${query}`, { token });

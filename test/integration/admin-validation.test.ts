@@ -170,7 +170,7 @@ describe('documentation', () => {
   it('publishes OpenAPI 3.1 generated from the route schemas, and a browsable UI', async () => {
     const spec = (await (await admin.request('GET', '/openapi.json')).json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(spec.openapi).toBe('3.1.0');
-    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/v1/atsigns/{atsign}', '/v1/atsigns', '/v1/atsigns/{atsign}/history', '/v1/keys', '/v1/keys/{id}']));
+    expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/v1/atsigns/{atsign}', '/v1/atsigns', '/v1/atsigns/{atsign}/history', '/v1/keys', '/v1/keys/{id}', '/v1/import']));
     expect(Object.keys(spec.paths['/v1/atsigns/{atsign}']!)).toEqual(expect.arrayContaining(['get', 'put', 'patch', 'delete']));
     const ui = await admin.request('GET', '/docs/');
     expect(ui.status).toBe(200);
