@@ -72,6 +72,14 @@ export const settings = {
     kind: path, default: '', commands: SERVE,
     doc: 'PEM private key matching --tls-cert.',
   },
+  tlsTicketKeys: {
+    kind: path, default: '', commands: SERVE,
+    doc: 'File with the 48-byte TLS session-ticket keys (raw, base64 or hex) shared by every process and pod serving this name, so sessions resume wherever a client lands; re-read when it changes. Without it, one process group shares random keys.',
+  },
+  tlsReloadInterval: {
+    kind: duration(100), default: 2 * SECOND, commands: SERVE,
+    doc: 'How often the certificate, key and ticket-key files are checked for changes; a changed valid pair is served to new handshakes without dropping connections.',
+  },
   workers: {
     kind: count(1, 256), default: 1, commands: SERVE,
     doc: 'Lookup worker processes (node:cluster); each has its own cache and change listener.',
@@ -127,6 +135,38 @@ export const settings = {
   idleTimeout: {
     kind: duration(SECOND), default: 10 * MINUTE, commands: SERVE,
     doc: 'Time a connection may sit without traffic. Java, Python and Go SDKs keep one connection for days and reconnect when it is closed.',
+  },
+  requestTimeout: {
+    kind: duration(100), default: 10 * SECOND, commands: SERVE,
+    doc: 'Time from the first byte of a request to its newline; a client that trickles bytes slower is dropped.',
+  },
+  writeTimeout: {
+    kind: duration(100), default: 30 * SECOND, commands: SERVE,
+    doc: 'Time a client may leave its answers unread (our send buffer full) before it is dropped. Reading stops meanwhile, so memory per connection stays bounded.',
+  },
+  maxConnections: {
+    kind: count(0, 10_000_000), default: 20_000, commands: SERVE,
+    doc: 'Open lookup connections per process (0 = no limit). Over it, new connections are reset at accept, before any TLS work.',
+  },
+  maxConnectionsPerClient: {
+    kind: count(0, 10_000_000), default: 1000, commands: SERVE,
+    doc: 'Open lookup connections per client address (IPv4 /32, IPv6 --client-ipv6-prefix) per process (0 = no limit). Generous by default: many atServers may share one NAT address.',
+  },
+  clientRate: {
+    kind: count(0, 10_000_000), default: 200, commands: SERVE,
+    doc: 'New lookup connections per second per client address, a token bucket refilled continuously (0 = no limit). atServers open one connection per lookup.',
+  },
+  clientBurst: {
+    kind: count(1, 10_000_000), default: 1000, commands: SERVE,
+    doc: 'New connections a client address may open at once before --client-rate applies.',
+  },
+  clientIpv6Prefix: {
+    kind: count(1, 128), default: 64, commands: SERVE,
+    doc: 'IPv6 clients are counted per prefix of this length (a host usually holds a whole /64).',
+  },
+  overloadDelay: {
+    kind: duration(0), default: 500, commands: SERVE,
+    doc: 'When the event loop falls behind by more than this twice in a row (sampled every 50 ms), new connections are shed (reset at accept) and established ones kept serving, until it catches up (0 = never shed).',
   },
   drainTimeout: {
     kind: duration(0), default: 10 * SECOND, commands: SERVE,

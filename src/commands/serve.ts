@@ -13,12 +13,15 @@ import { startAdminServer, type AdminServer } from '../serve/admin-server.js';
 import { openDatabase, type Database } from '../serve/database.js';
 import { startLookupProcess, type LookupProcess } from '../serve/lookup-process.js';
 import { developmentCertificate, loadCertificate, type CertificatePair } from '../tls/certificate.js';
+import { randomTicketKeys, readTicketKeys } from '../tls/ticket-keys.js';
 
 /** What the primary prepared, handed to each worker so they share one database and certificate. */
 interface Prepared {
   databaseUrl: string;
   certPath: string;
   keyPath: string;
+  /** Base64: from --tls-ticket-keys, or random for this process group. */
+  ticketKeys: string;
 }
 
 const PREPARED_ENV = 'ATDIR_PREPARED';
@@ -40,6 +43,7 @@ export async function serve(config: Config): Promise<void> {
     ? new OpsServer({ host: config.opsHost, port: config.opsPort, logger, metrics: () => metricsOf(config), readiness: () => readiness() })
     : undefined;
   const opsAddress = await ops?.listen();
+  const ticketKeys = config.tlsTicketKeys ? await readTicketKeys(config.tlsTicketKeys) : randomTicketKeys();
   const database = await openDatabase(config, logger);
   let certificate: CertificatePair;
   try {
@@ -48,10 +52,10 @@ export async function serve(config: Config): Promise<void> {
     await database.stop();
     throw error;
   }
-  const prepared: Prepared = { databaseUrl: database.url, certPath: certificate.certPath, keyPath: certificate.keyPath };
+  const prepared: Prepared = { databaseUrl: database.url, certPath: certificate.certPath, keyPath: certificate.keyPath, ticketKeys: ticketKeys.toString('base64') };
   const lookup =
     config.workers === 1
-      ? await startInProcess(config, prepared.databaseUrl, certificate, logger, database)
+      ? await startInProcess(config, prepared.databaseUrl, certificate, ticketKeys, logger, database)
       : await startWorkers(config, prepared, logger, database);
 
   let admin: AdminServer | undefined;
@@ -133,12 +137,13 @@ async function startInProcess(
   config: Config,
   databaseUrl: string,
   certificate: CertificatePair,
+  ticketKeys: Buffer,
   logger: Logger,
   database: Database,
 ): Promise<RunningLookup> {
   let process: LookupProcess;
   try {
-    process = await startLookupProcess(config, databaseUrl, certificate, logger);
+    process = await startLookupProcess(config, databaseUrl, certificate, ticketKeys, logger);
   } catch (error) {
     await database.stop();
     throw error;
@@ -216,7 +221,7 @@ async function serveAsWorker(config: Config): Promise<void> {
   let lookup: LookupProcess;
   try {
     const certificate = await loadCertificate(prepared.certPath, prepared.keyPath);
-    lookup = await startLookupProcess(config, prepared.databaseUrl, certificate, logger);
+    lookup = await startLookupProcess(config, prepared.databaseUrl, certificate, Buffer.from(prepared.ticketKeys, 'base64'), logger);
   } catch (error) {
     process.send?.({ type: 'failed', message: (error as Error).message } satisfies WorkerMessage);
     throw error;

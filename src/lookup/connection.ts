@@ -13,6 +13,10 @@ export interface LookupConnectionOptions {
   missDelayMs: number;
   missCloseAt: number;
   missWindowMs: number;
+  /** From a request's first byte to its newline; a client that trickles bytes is dropped. */
+  requestTimeoutMs: number;
+  /** How long a client may leave its answers unread (our send buffer full) before it is dropped. */
+  writeTimeoutMs: number;
 }
 
 /** What a connection needs from the directory: an answer now, or a promise of one. */
@@ -40,6 +44,10 @@ export class LookupConnection {
   private closed = false;
   private draining = false;
   private delayTimer: NodeJS.Timeout | undefined;
+  /** Armed while a request line is incomplete; only split lines pay for it. */
+  private requestTimer: NodeJS.Timeout | undefined;
+  /** Armed while the client is not reading its answers. */
+  private writeTimer: NodeJS.Timeout | undefined;
   /** Lookups answered or refused on this connection, for the debug line at close. */
   lookups = 0;
   private readonly misses: MissWindow;
@@ -100,6 +108,7 @@ export class LookupConnection {
       const start = this.offset;
       const end = newline > start && input[newline - 1] === CR ? newline - 1 : newline;
       this.offset = newline + 1;
+      if (this.requestTimer !== undefined) this.disarmRequestTimer();
       if (end - start > this.maxLineBytes) return this.reject('line_too_long');
       const line = input.toString('utf8', start, end);
       if (line.length > this.options.maxLineLength) return this.reject('line_too_long');
@@ -111,7 +120,15 @@ export class LookupConnection {
       this.input = undefined;
       this.offset = 0;
     }
+    if (this.input !== undefined && !this.busy && !this.closed && this.requestTimer === undefined) {
+      this.requestTimer = setTimeout(() => this.reject('request_timeout'), this.options.requestTimeoutMs);
+    }
     if (!this.busy) this.closeIfDrained();
+  }
+
+  private disarmRequestTimer(): void {
+    clearTimeout(this.requestTimer);
+    this.requestTimer = undefined;
   }
 
   private handleLine(line: string): void {
@@ -186,12 +203,18 @@ export class LookupConnection {
   private write(answer: Buffer): void {
     if (this.socket.write(answer) || this.busy) return;
     this.wait();
-    this.socket.once('drain', () => this.continue());
+    this.writeTimer = setTimeout(() => this.reject('slow_reader'), this.options.writeTimeoutMs);
+    this.socket.once('drain', () => {
+      clearTimeout(this.writeTimer);
+      this.continue();
+    });
   }
 
   /** Holds later requests (and stops reading) until the pending answer is sent, to keep order. */
   private wait(): void {
     this.busy = true;
+    // A request waiting on us is not the client's delay.
+    if (this.requestTimer !== undefined) this.disarmRequestTimer();
     this.socket.pause();
   }
 
@@ -216,7 +239,7 @@ export class LookupConnection {
     }
   }
 
-  /** Invalid UTF-8 or an over-long line: close without sending a byte. */
+  /** A broken rule or limit (line, UTF-8, deadline, unread answers): close without another byte. */
   private reject(reason: RejectionReason): void {
     rejectedBy[reason].inc();
     this.closed = true;
@@ -228,5 +251,7 @@ export class LookupConnection {
     this.closed = true;
     this.input = undefined;
     clearTimeout(this.delayTimer);
+    clearTimeout(this.requestTimer);
+    clearTimeout(this.writeTimer);
   }
 }

@@ -1,9 +1,18 @@
 import { Counter, Gauge } from 'prom-client';
 import { HotHistogram, hotCounterFamily } from '../ops/hot-metrics.js';
+import type { AdmissionRefusal } from './admission.js';
 import { registry } from '../ops/registry.js';
 
 export type LookupResult = 'found' | 'not_found' | 'suspended' | 'throttled' | 'error';
-export type RejectionReason = 'line_too_long' | 'invalid_utf8' | 'throttled' | 'idle_timeout' | 'drain_deadline';
+export type RejectionReason =
+  | 'line_too_long'
+  | 'invalid_utf8'
+  | 'throttled'
+  | 'idle_timeout'
+  | 'request_timeout'
+  | 'slow_reader'
+  | 'drain_deadline'
+  | AdmissionRefusal;
 export type HandshakeFailure = 'timeout' | 'closed' | 'protocol';
 
 export const lookupsByResult = hotCounterFamily<LookupResult>({
@@ -45,7 +54,13 @@ export const rejectedBy: Record<RejectionReason, { inc(): void }> = {
   invalid_utf8: rejected.labels('invalid_utf8'),
   throttled: rejected.labels('throttled'),
   idle_timeout: rejected.labels('idle_timeout'),
+  request_timeout: rejected.labels('request_timeout'),
+  slow_reader: rejected.labels('slow_reader'),
   drain_deadline: rejected.labels('drain_deadline'),
+  max_connections: rejected.labels('max_connections'),
+  max_connections_per_client: rejected.labels('max_connections_per_client'),
+  connection_rate: rejected.labels('connection_rate'),
+  overloaded: rejected.labels('overloaded'),
 };
 
 export const handshakes = new Counter({

@@ -1,6 +1,7 @@
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
+import { Admission, type AdmissionOptions } from './admission.js';
 import { LookupConnection, type AnswerSource, type LookupConnectionOptions } from './connection.js';
 import { connectionsOpen, connectionsTotal, handshakeFailuresBy, handshakes, rejectedBy } from './metrics.js';
 
@@ -10,18 +11,29 @@ export interface LookupServerOptions {
   /** Certificate chain and key, PEM. */
   cert: string | Buffer;
   key: string | Buffer;
+  /** 48 bytes shared by every process serving this name, so TLS sessions resume across them. */
+  ticketKeys?: Buffer;
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
+  admission: AdmissionOptions;
   connection: LookupConnectionOptions;
   logger: Logger;
 }
 
+/** The TLS versions and ciphers offered: Node's defaults (forward-secret AEAD suites only) from TLS 1.2 up. */
+const MIN_TLS_VERSION = 'TLSv1.2';
+
 /**
- * The port-64 TLS server: accepts connections, hands each one to a LookupConnection once the
- * handshake completes, and drains them on shutdown.
+ * The port-64 server. A plain TCP listener accepts and applies the admission limits before any TLS
+ * work; admitted sockets are handed to the TLS server, and each one becomes a LookupConnection once
+ * its handshake completes. Drains every connection on shutdown.
  */
 export class LookupServer {
-  private readonly server: tls.Server;
+  private readonly listener: net.Server;
+  private readonly tlsServer: tls.Server;
+  private readonly admission: Admission;
+  /** Every admitted socket, handshake done or not, so that shutdown can cut all of them. */
+  private readonly sockets = new Set<net.Socket>();
   private readonly connections = new Set<LookupConnection>();
   private readonly logger: Logger;
 
@@ -30,16 +42,17 @@ export class LookupServer {
     source: AnswerSource,
   ) {
     this.logger = options.logger;
-    this.server = tls.createServer({
+    this.admission = new Admission(options.admission);
+    this.tlsServer = tls.createServer({
       cert: options.cert,
       key: options.key,
-      minVersion: 'TLSv1.2',
+      minVersion: MIN_TLS_VERSION,
       handshakeTimeout: options.handshakeTimeoutMs,
-      // Request and answer are each one small write; Nagle's algorithm would only add latency.
-      noDelay: true,
+      ...(options.ticketKeys ? { ticketKeys: options.ticketKeys } : {}),
     });
-    this.server.on('connection', () => connectionsTotal.inc());
-    this.server.on('secureConnection', (socket) => {
+    // Request and answer are each one small write; Nagle's algorithm would only add latency.
+    this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.tlsServer.on('secureConnection', (socket) => {
       handshakes.inc({ version: socket.getProtocol() ?? 'unknown', resumed: String(socket.isSessionReused()) });
       connectionsOpen.inc();
       socket.on('error', (error) => this.logger.debug({ err: error }, 'lookup connection error'));
@@ -62,7 +75,7 @@ export class LookupServer {
     });
     // Load-balancer and uptime probes open TCP and close without a handshake: normal, not an error.
     // With a listener here Node leaves the socket open (a silent one forever), so close it.
-    this.server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
+    this.tlsServer.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
       handshakeFailuresBy[handshakeFailure(error)].inc();
       this.logger.debug({ err: error, remoteAddress: socket.remoteAddress }, 'TLS handshake did not complete');
       socket.destroy();
@@ -85,42 +98,78 @@ export class LookupServer {
   }
 
   get address(): AddressInfo {
-    return this.server.address() as AddressInfo;
+    return this.listener.address() as AddressInfo;
   }
 
   get openConnections(): number {
     return this.connections.size;
   }
 
+  /** True while new connections are being shed because the event loop is too slow. */
+  get overloaded(): boolean {
+    return this.admission.overloaded;
+  }
+
+  /**
+   * Serves a new certificate to new handshakes; established connections keep theirs. The caller
+   * has checked that the pair is valid.
+   */
+  setCertificate(cert: string | Buffer, key: string | Buffer): void {
+    this.tlsServer.setSecureContext({ cert, key, minVersion: MIN_TLS_VERSION });
+  }
+
+  setTicketKeys(keys: Buffer): void {
+    this.tlsServer.setTicketKeys(keys);
+  }
+
   /**
    * Stops accepting, lets every connection finish the requests it has already received, and cuts
-   * whatever is left when the deadline passes.
+   * whatever is left (handshakes included) when the deadline passes.
    */
   async close(drainTimeoutMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
     for (const connection of this.connections) connection.drain();
     const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, drainTimeoutMs, 'timeout').unref());
     if ((await Promise.race([closed, deadline])) === 'timeout') {
-      this.logger.warn({ connections: this.connections.size }, 'drain deadline passed; closing remaining connections');
-      for (const socket of this.sockets()) {
+      this.logger.warn({ connections: this.sockets.size }, 'drain deadline passed; closing remaining connections');
+      for (const socket of this.sockets) {
         rejectedBy.drain_deadline.inc();
         socket.destroy();
       }
       await closed;
     }
+    this.admission.stop();
   }
 
-  private *sockets(): Iterable<tls.TLSSocket> {
-    for (const connection of this.connections) yield connection.socket;
+  private accept(socket: net.Socket): void {
+    connectionsTotal.inc();
+    const client = this.admission.clientOf(socket.remoteAddress);
+    const refusal = this.admission.admit(client);
+    if (refusal !== undefined) {
+      rejectedBy[refusal].inc();
+      // A reset, not a goodbye: no TLS, no TIME_WAIT on our side, nothing for a flood to hold.
+      socket.resetAndDestroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.admission.release(client);
+    });
+    // Errors of a socket that never reaches TLS (a reset mid-accept) are the client's business.
+    socket.on('error', () => undefined);
+    this.tlsServer.emit('connection', socket);
   }
 
   private bind(host: string, port: number): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error) => reject(error);
-      this.server.once('error', onError);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as AddressInfo);
+      this.listener.once('error', onError);
+      // A deep accept queue absorbs reconnect bursts (atServers open one connection per lookup);
+      // the kernel caps it at net.core.somaxconn.
+      this.listener.listen({ host, port, backlog: 4096 }, () => {
+        this.listener.off('error', onError);
+        resolve(this.listener.address() as AddressInfo);
       });
     });
   }

@@ -10,10 +10,12 @@ import { ChangeListener } from '../store/changes.js';
 import { createPool } from '../store/pool.js';
 import { PostgresRecordSource } from '../store/records.js';
 import type { CertificatePair } from '../tls/certificate.js';
+import { watchTlsFiles } from '../tls/watch.js';
 
 export interface LookupProcess {
   readonly address: AddressInfo;
   readonly resolver: DirectoryResolver;
+  readonly server: LookupServer;
   /** Whether the change listener is connected and caught up (for readiness). */
   readonly listening: () => boolean;
   /** Drains the lookup port, then closes the database connections. */
@@ -32,6 +34,7 @@ export async function startLookupProcess(
   config: Config,
   databaseUrl: string,
   certificate: CertificatePair,
+  ticketKeys: Buffer,
   logger: Logger,
 ): Promise<LookupProcess> {
   const pool = createPool({
@@ -80,14 +83,25 @@ export async function startLookupProcess(
       port: config.lookupPort,
       cert: certificate.cert,
       key: certificate.key,
+      ticketKeys,
       handshakeTimeoutMs: config.handshakeTimeout,
       idleTimeoutMs: config.idleTimeout,
+      admission: {
+        maxConnections: config.maxConnections,
+        maxConnectionsPerClient: config.maxConnectionsPerClient,
+        clientRate: config.clientRate,
+        clientBurst: config.clientBurst,
+        ipv6PrefixLength: config.clientIpv6Prefix,
+        overloadDelayMs: config.overloadDelay,
+      },
       connection: {
         maxLineLength: config.maxLineLength,
         missDelayFrom: config.missDelayFrom,
         missDelayMs: config.missDelay,
         missCloseAt: config.missCloseAt,
         missWindowMs: config.missWindow,
+        requestTimeoutMs: config.requestTimeout,
+        writeTimeoutMs: config.writeTimeout,
       },
       logger,
     },
@@ -102,6 +116,18 @@ export async function startLookupProcess(
     throw error;
   }
   certificateExpiry.set(certificate.expiresAt.getTime() / 1000);
+  const tlsFiles = watchTlsFiles({
+    certPath: certificate.certPath,
+    keyPath: certificate.keyPath,
+    ticketKeysPath: config.tlsTicketKeys || undefined,
+    intervalMs: config.tlsReloadInterval,
+    logger,
+    onCertificate: (pair) => {
+      server.setCertificate(pair.cert, pair.key);
+      certificateExpiry.set(pair.expiresAt.getTime() / 1000);
+    },
+    onTicketKeys: (keys) => server.setTicketKeys(keys),
+  });
 
   const trim = () =>
     trimChangeLog(pool, config.changeLogRetention).then(
@@ -114,9 +140,11 @@ export async function startLookupProcess(
   return {
     address,
     resolver,
+    server,
     listening: () => listener.connected,
     async stop() {
       clearInterval(trimTimer);
+      tlsFiles.stop();
       await server.close(config.drainTimeout);
       cache.release();
       await Promise.all([listener.stop(), pool.end()]);

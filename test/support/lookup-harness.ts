@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { parseCommandLine, type Config } from '../../src/config.js';
 import { startLookupProcess, type LookupProcess } from '../../src/serve/lookup-process.js';
+import { randomTicketKeys, readTicketKeys } from '../../src/tls/ticket-keys.js';
 import { developmentCertificate } from '../../src/tls/certificate.js';
 
 export interface LogLine {
@@ -38,7 +39,8 @@ export async function startTestLookup(databaseUrl: string, args: string[] = []):
     },
   });
   const logger = pino({ level: config.logLevel }, sink);
-  const lookup = await startLookupProcess(config, databaseUrl, certificate, logger);
+  const ticketKeys = config.tlsTicketKeys ? await readTicketKeys(config.tlsTicketKeys) : randomTicketKeys();
+  const lookup = await startLookupProcess(config, databaseUrl, certificate, ticketKeys, logger);
   return {
     port: lookup.address.port,
     config,

@@ -9,9 +9,12 @@ export class RawClient {
   /** Every chunk received, one per read: answers must each arrive whole. */
   readonly reads: Buffer[] = [];
   readonly closed: Promise<void>;
+  /** The latest TLS session ticket the server sent, to offer on a later connection. */
+  session: Buffer | undefined;
   private waiters: Array<() => void> = [];
 
   private constructor(readonly socket: tls.TLSSocket) {
+    socket.on('session', (session: Buffer) => (this.session = session));
     socket.on('data', (chunk: Buffer) => {
       this.reads.push(chunk);
       for (const wake of this.waiters.splice(0)) wake();
@@ -23,16 +26,21 @@ export class RawClient {
     }));
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
+  /** `localAddress` (another 127.x address) makes the connection come from a different client. */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string, session?: Buffer): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = tls.connect({ host, port, rejectUnauthorized: false }, () => resolve(new RawClient(socket)));
+      const tcp = net.connect({ host, port, localAddress });
+      let client: RawClient | undefined;
+      const socket = tls.connect({ socket: tcp, session, rejectUnauthorized: false }, () => resolve(client!));
+      // Made before the handshake, so that a session ticket sent with it is not missed.
+      client = new RawClient(socket);
       socket.once('error', reject);
     });
   }
 
   /** Connects and waits for the `@` prompt. */
-  static async prompted(port: number, host = '127.0.0.1'): Promise<RawClient> {
-    const client = await RawClient.connect(port, host);
+  static async prompted(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
+    const client = await RawClient.connect(port, host, localAddress);
     await client.waitForReads(1);
     return client;
   }
@@ -95,9 +103,9 @@ export class RawClient {
 }
 
 /** A plain TCP connection that never starts TLS, like a load-balancer probe. */
-export function connectTcp(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+export function connectTcp(port: number, host = '127.0.0.1', localAddress?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port }, () => resolve(socket));
+    const socket = net.connect({ host, port, localAddress }, () => resolve(socket));
     socket.once('error', reject);
   });
 }

@@ -6,6 +6,7 @@ import '../../src/directory/metrics.js';
 import '../../src/lookup/metrics.js';
 import { registry } from '../../src/ops/registry.js';
 import '../../src/store/metrics.js';
+import '../../src/tls/metrics.js';
 
 const read = (path: string) => readFile(new URL(`../../${path}`, import.meta.url), 'utf8');
 
