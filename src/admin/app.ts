@@ -43,7 +43,7 @@ export interface AdminDependencies {
 }
 
 // PostgreSQL's connection-class SQLSTATEs and the socket errors pg passes through.
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '25006']);
+const UNAVAILABLE_CODES = new Set(['ATDIR_POOL_QUEUE_FULL', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '25006']);
 
 function isDatabaseUnavailable(error: Error & { code?: string }): boolean {
   return (

@@ -12,17 +12,32 @@ export interface WriteContext {
   action?: string;
 }
 
+/** SQLSTATE read_only_sql_transaction: the connection reached a node that is (now) a standby. */
+const READ_ONLY = '25006';
+
 /**
  * Runs `work` in one transaction whose writes the history trigger attributes to `context`. Rolls
- * back on any error, so a failed write leaves nothing behind.
+ * back on any error, so a failed write leaves nothing behind. After a failover, a pooled connection
+ * may still point at the old primary, now read-only: that connection is discarded and the whole
+ * transaction retried once on a fresh one (safe, since the failed attempt was rolled back).
  */
 export async function inTransaction<T>(pool: pg.Pool, context: WriteContext, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  try {
+    return await attempt(pool, context, work);
+  } catch (error) {
+    if ((error as { code?: string }).code !== READ_ONLY) throw error;
+    return attempt(pool, context, work);
+  }
+}
+
+async function attempt<T>(pool: pg.Pool, context: WriteContext, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const stopTimer = writeDuration.startTimer();
   const client = await pool.connect().catch((error: unknown) => {
     dbErrors.inc();
     stopTimer();
     throw error;
   });
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     await client.query(
@@ -34,9 +49,11 @@ export async function inTransaction<T>(pool: pg.Pool, context: WriteContext, wor
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
+    if ((error as { code?: string }).code === READ_ONLY) broken = error as Error;
     throw error;
   } finally {
-    client.release();
+    // Releasing with an error destroys the connection instead of returning it to the pool.
+    client.release(broken);
     stopTimer();
   }
 }
