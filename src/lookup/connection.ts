@@ -29,6 +29,8 @@ const FAILED: Resolution = { answer: NOT_FOUND, result: 'error' };
 const LF = 0x0a;
 const CR = 0x0d;
 const REPLACEMENT_CHARACTER = '\uFFFD';
+/** How long a rejected connection may take to receive its last answers before it is cut. */
+const LINGER_MS = 2000;
 
 /**
  * One client connection speaking the root protocol (shared/protocol.md): prompt, framing, keys,
@@ -48,6 +50,7 @@ export class LookupConnection {
   private requestTimer: NodeJS.Timeout | undefined;
   /** Armed while the client is not reading its answers. */
   private writeTimer: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
   /** Lookups answered or refused on this connection, for the debug line at close. */
   lookups = 0;
   private readonly misses: MissWindow;
@@ -239,12 +242,24 @@ export class LookupConnection {
     }
   }
 
-  /** A broken rule or limit (line, UTF-8, deadline, unread answers): close without another byte. */
+  /**
+   * A broken rule or limit (line, UTF-8, deadline, unread answers): close without another byte.
+   * Answers already written to earlier requests are still delivered: the socket is ended, not
+   * destroyed, and what the client sends meanwhile is read and dropped (closing with unread input
+   * would reset the connection and lose those answers); after LINGER_MS it is cut regardless. A
+   * client that does not read its answers is cut at once: nothing would be delivered anyway.
+   */
   private reject(reason: RejectionReason): void {
     rejectedBy[reason].inc();
     this.closed = true;
     this.input = undefined;
-    this.socket.destroy();
+    if (reason === 'slow_reader') {
+      this.socket.destroy();
+      return;
+    }
+    this.socket.resume();
+    this.socket.end();
+    this.lingerTimer = setTimeout(() => this.socket.destroy(), LINGER_MS);
   }
 
   private onClose(): void {
@@ -253,5 +268,6 @@ export class LookupConnection {
     clearTimeout(this.delayTimer);
     clearTimeout(this.requestTimer);
     clearTimeout(this.writeTimer);
+    clearTimeout(this.lingerTimer);
   }
 }
