@@ -44,7 +44,9 @@ export async function serve(config: Config): Promise<void> {
     : undefined;
   const opsAddress = await ops?.listen();
   const ticketKeys = config.tlsTicketKeys ? await readTicketKeys(config.tlsTicketKeys) : randomTicketKeys();
-  const database = await openDatabase(config, logger);
+  const database = await openDatabase(config, logger, (error) => {
+    readiness = async () => ({ ready: false, checks: { startup: `waiting for the database: ${error.message}` } });
+  });
   let certificate: CertificatePair;
   try {
     certificate = await certificateFor(config, logger);

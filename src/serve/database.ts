@@ -19,6 +19,8 @@ export interface Database {
 export async function openDatabase(
   config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbConnectTimeout'> & { migrate: boolean },
   logger: Logger,
+  /** When given, an unreachable database is waited for (with backoff) instead of failing the start. */
+  onUnreachable?: (error: Error) => void,
 ): Promise<Database> {
   let database: Database;
   if (config.databaseUrl) {
@@ -36,7 +38,8 @@ export async function openDatabase(
   }
   if (config.migrate) {
     try {
-      const applied = await applyMigrations(database.url, config.dbConnectTimeout, logger);
+      const migrate = () => applyMigrations(database.url, config.dbConnectTimeout, logger);
+      const applied = onUnreachable ? await retryWhileUnreachable(migrate, logger, onUnreachable) : await migrate();
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     } catch (error) {
       await database.stop();
@@ -44,4 +47,27 @@ export async function openDatabase(
     }
   }
   return database;
+}
+
+// Wrong credentials, a missing database or missing rights will not fix themselves: fail at once.
+const PERMANENT = new Set(['28P01', '28000', '3D000', '42501']);
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 5000;
+
+/**
+ * Runs `attempt` until the database lets it through: a server that is down, starting up or not yet
+ * resolvable is normal in a rolling deployment, so the process waits (not ready) instead of
+ * crash-looping. Every failure is logged with the next delay.
+ */
+async function retryWhileUnreachable<T>(attempt: () => Promise<T>, logger: Logger, onUnreachable: (error: Error) => void): Promise<T> {
+  for (let delay = FIRST_RETRY_MS; ; delay = Math.min(MAX_RETRY_MS, delay * 2)) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (PERMANENT.has((error as { code?: string }).code ?? '')) throw error;
+      onUnreachable(error as Error);
+      logger.warn({ err: error, retryInMs: delay }, 'database unreachable at start; waiting for it');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
 }

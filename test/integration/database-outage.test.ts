@@ -1,8 +1,10 @@
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, insertRecord, type TestDatabase } from '../support/database.js';
 import { eventually, startTestLookup, type TestLookup } from '../support/lookup-harness.js';
 import { PostgresProxy } from '../support/postgres-proxy.js';
 import { RawClient } from '../support/raw-client.js';
+import { spawnServe } from '../support/serve-process.js';
 
 // The lookup process reaches PostgreSQL through a proxy the test cuts: the database is gone for
 // this process (pool and listener alike) while the test itself still writes to it directly.
@@ -25,7 +27,9 @@ beforeEach(async () => {
 
 afterEach(async () => {
   client?.close();
+  client = undefined;
   await lookup?.stop();
+  lookup = undefined;
   await proxy.stop();
   await database.drop();
 });
@@ -113,3 +117,42 @@ describe('PostgreSQL unreachable at start', () => {
     expect(await client.waitForText('@alice.example.com:6464\r\n@')).toBe('@alice.example.com:6464\r\n@');
   });
 });
+
+describe('PostgreSQL down when serve starts', () => {
+  it('waits for it, not ready and saying why, then serves once it is up', async () => {
+    proxy.cut();
+    const opsPort = await freePort();
+    const starting = spawnServe(['--database-url', proxy.url, '--ops-port', String(opsPort), ...FAST_FAILURE]);
+    const readyz = async () => {
+      const response = await fetch(`http://127.0.0.1:${opsPort}/readyz`).catch(() => undefined);
+      return response && { status: response.status, body: (await response.json()) as { checks: Record<string, string> } };
+    };
+    expect(await eventually(async () => (await readyz())?.body.checks.startup?.startsWith('waiting for the database: ') ?? false, 10_000, 100)).toBe(true);
+    expect((await readyz())!.status).toBe(503);
+    proxy.restore();
+    const server = await starting;
+    try {
+      expect(await eventually(async () => (await readyz())?.status === 200, 10_000, 100)).toBe(true);
+      client = await RawClient.prompted(server.port);
+      expect(await client.ask('alice')).toBe('alice.example.com:6464');
+      expect(server.logs.some((line) => line.msg === 'database unreachable at start; waiting for it')).toBe(true);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('fails at once when the database refuses the credentials', async () => {
+    const wrong = new URL(database.url);
+    wrong.username = 'nosuchuser';
+    await expect(spawnServe(['--database-url', wrong.toString()], {}, { startTimeoutMs: 10_000 })).rejects.toThrow(/cannot migrate .*nosuchuser/);
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
