@@ -1,8 +1,9 @@
+import { STATUS_CODES } from 'node:http';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyBaseLogger, type RawServerDefault, type RawRequestDefaultExpression, type RawReplyDefaultExpression } from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply, type FastifyInstance, type FastifyBaseLogger, type RawServerDefault, type RawRequestDefaultExpression, type RawReplyDefaultExpression } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { ImportInterrupted, importRecords, type ImportOptions, type ImportReport } from '../import/importer.js';
@@ -68,6 +69,11 @@ function toProblem(error: FastifyError & { code?: string }): ProblemError {
   if (error.validation) {
     const first = error.validation[0]!;
     const field = (first.instancePath || '').replace(/^\//, '');
+    if (first.keyword === 'pattern') {
+      const where = error.validationContext === 'querystring' ? 'query' : 'invalid-body';
+      const detail = field === 'reason' ? 'the reason must not contain NUL characters' : `${field} must not contain control characters`;
+      return new ProblemError(where === 'query' ? 'invalid-query' : 'invalid-body', detail);
+    }
     if (error.validationContext === 'querystring') return new ProblemError('invalid-query', `query ${error.message.replace(/^querystring\/?/, '')}`);
     if (error.validationContext === 'params') return new ProblemError('invalid-atsign', error.message);
     if (first.keyword === 'additionalProperties') {
@@ -88,6 +94,8 @@ function toProblem(error: FastifyError & { code?: string }): ProblemError {
   }
   if (error.statusCode === 400 && error instanceof SyntaxError) return new ProblemError('malformed-json', error.message);
   if (isDatabaseUnavailable(error)) return new ProblemError('database-unavailable');
+  // A value PostgreSQL cannot store (NUL, untranslatable characters) that validation let through.
+  if (error.code === '22021' || error.code === '22P05') return new ProblemError('invalid-body', 'a value contains a character that cannot be stored (such as NUL)');
   return new ProblemError('internal-error');
 }
 
@@ -99,6 +107,21 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
     routerOptions: { maxParamLength: 1000 },
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    // Refusals made before routing (bad percent-encoding, an over-long path segment) and by the
+    // HTTP parser (oversized headers, malformed requests) are problems like every other error.
+    frameworkErrors: (error, request, reply) => {
+      const problem = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new ProblemError('uri-too-long') : new ProblemError('invalid-url', 'the URL is not valid percent-encoded UTF-8');
+      return (reply as FastifyReply).status(problem.statusCode).type('application/problem+json').send(problem.body(request.url));
+    },
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const problem =
+        error.code === 'HPE_HEADER_OVERFLOW' ? new ProblemError('headers-too-large') : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new ProblemError('request-timeout') : new ProblemError('malformed-request');
+      const body = JSON.stringify(problem.body());
+      socket.end(
+        `HTTP/1.1 ${problem.statusCode} ${STATUS_CODES[problem.statusCode]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const dependencies: AdminDependencies = {
@@ -145,7 +168,7 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
   );
   app.get('/problems/:slug', { schema: { hide: true } }, async (request) => {
     const slug = (request.params as { slug: string }).slug;
-    if (!(slug in PROBLEMS)) throw new ProblemError('not-found', `no problem type ${slug}`);
+    if (!Object.hasOwn(PROBLEMS, slug)) throw new ProblemError('not-found', `no problem type ${slug}`);
     return { type: problemTypeUri(slug as ProblemType), ...PROBLEMS[slug as ProblemType] };
   });
 

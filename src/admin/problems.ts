@@ -18,6 +18,8 @@ export const PROBLEMS = {
   'invalid-precondition': { status: 400, title: 'Invalid If-Match', description: 'If-Match must be "*" or the ETag (version) of the record, in double quotes.' },
   'invalid-line': { status: 400, title: 'Invalid import line', description: 'An import line is not a record: not a JSON object, not three CSV fields, an unclosed quote, or longer than 4096 bytes.' },
   'invalid-import-line': { status: 422, title: 'Invalid import lines', description: 'The atomic import was refused because of the lines listed; nothing was applied.' },
+  'invalid-url': { status: 400, title: 'Invalid URL', description: 'The URL is not valid percent-encoded UTF-8.' },
+  'malformed-request': { status: 400, title: 'Malformed request', description: 'The HTTP request could not be parsed.' },
   unauthenticated: { status: 401, title: 'Authentication required', description: 'Send Authorization: Bearer atd_<id>_<secret> with a valid, unrevoked key.' },
   forbidden: { status: 403, title: 'Forbidden', description: 'The key\'s scope does not allow this operation, or the atsign belongs to another registrar.' },
   'not-found': { status: 404, title: 'Not found', description: 'There is no such resource.' },
@@ -26,6 +28,9 @@ export const PROBLEMS = {
   'body-too-large': { status: 413, title: 'Body too large', description: 'The body exceeds the size limit of this operation.' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', description: 'Send application/json (imports: application/x-ndjson or text/csv).' },
   'verify-failed': { status: 422, title: 'atServer verification failed', description: 'With ?verify=true the host:port must answer TLS with a certificate valid for the host; nothing was saved.' },
+  'uri-too-long': { status: 414, title: 'URI too long', description: 'A path segment is longer than 1000 characters.' },
+  'request-timeout': { status: 408, title: 'Request timeout', description: 'The request was not received in time.' },
+  'headers-too-large': { status: 431, title: 'Request headers too large', description: 'The request line and headers exceed 16 KiB.' },
   'rate-limited': { status: 429, title: 'Too many requests', description: 'This key made too many requests; retry after the number of seconds in Retry-After.' },
   'internal-error': { status: 500, title: 'Internal error', description: 'An unexpected error; it has been logged with the request id.' },
   'database-unavailable': { status: 503, title: 'Database unavailable', description: 'The database cannot be reached; nothing was changed. Retry later.' },
@@ -45,9 +50,10 @@ export class ProblemError extends Error {
     this.statusCode = PROBLEMS[problem].status;
   }
 
-  body(instance: string): Record<string, unknown> {
+  /** `instance` is the request URL; absent when the request could not be parsed. */
+  body(instance?: string): Record<string, unknown> {
     const { status, title } = PROBLEMS[this.problem];
-    return { type: problemTypeUri(this.problem), title, status, ...(this.detail ? { detail: this.detail } : {}), instance, ...this.extensions };
+    return { type: problemTypeUri(this.problem), title, status, ...(this.detail ? { detail: this.detail } : {}), ...(instance === undefined ? {} : { instance }), ...this.extensions };
   }
 }
 

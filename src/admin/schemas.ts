@@ -1,6 +1,9 @@
 import { Type, type Static } from 'typebox';
 import { MAX_ATSIGN_LENGTH } from '../directory/validation.js';
 
+/** Registrar names are labels: printable text, no control characters (PostgreSQL cannot store NUL). */
+const REGISTRAR = { minLength: 1, maxLength: 200, pattern: '^[^\\p{Cc}]+$' };
+
 export const AtsignParams = Type.Object({
   atsign: Type.String({ description: `The atsign, with or without its "@" (URL-encoded; emoji allowed, at most ${MAX_ATSIGN_LENGTH} characters).` }),
 });
@@ -24,7 +27,7 @@ export const PutBody = Type.Object(
   {
     host: Type.String({ description: 'DNS name or IPv4 address of the atServer, as named in its certificate.' }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
-    registrar: Type.Optional(Type.String({ minLength: 1, description: 'Owner of a new atsign (admin keys only; otherwise the key\'s registrar).' })),
+    registrar: Type.Optional(Type.String({ ...REGISTRAR, description: 'Owner of a new atsign (admin keys only; otherwise the key\'s registrar).' })),
   },
   { additionalProperties: false },
 );
@@ -35,7 +38,7 @@ export const PatchBody = Type.Object(
     host: Type.Optional(Type.String()),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('suspended')])),
-    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'Required when suspending; kept in the history.' })),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, pattern: '^[^\\u0000]+$', description: 'Required when suspending; kept in the history. Any text but NUL.' })),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -50,8 +53,8 @@ export const WriteQuery = Type.Object(
 
 export const ListQuery = Type.Object(
   {
-    registrar: Type.Optional(Type.String({ minLength: 1 })),
-    prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    registrar: Type.Optional(Type.String(REGISTRAR)),
+    prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\p{Cc}]+$' })),
     status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('suspended')])),
     limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,6}$', description: 'Page size, 1–1000 (larger values are capped); default 100.' })),
     cursor: Type.Optional(Type.String({ description: 'nextCursor from the previous page.' })),
@@ -79,7 +82,7 @@ export const History = Type.Object({ atsign: Type.String(), items: Type.Array(Hi
 
 export const KeyBody = Type.Object(
   {
-    registrar: Type.String({ minLength: 1, maxLength: 200 }),
+    registrar: Type.String(REGISTRAR),
     scope: Type.Union([Type.Literal('admin'), Type.Literal('registrar'), Type.Literal('read')]),
   },
   { additionalProperties: false },
@@ -113,7 +116,7 @@ export const Problem = Type.Object(
 export const ImportQuery = Type.Object(
   {
     atomic: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'All or nothing: any invalid line refuses the whole import (422).' })),
-    registrar: Type.Optional(Type.String({ minLength: 1, description: 'Admin keys: the owner of atsigns the import creates (default: the key\'s registrar).' })),
+    registrar: Type.Optional(Type.String({ ...REGISTRAR, description: 'Admin keys: the owner of atsigns the import creates (default: the key\'s registrar).' })),
   },
   { additionalProperties: false },
 );

@@ -66,6 +66,18 @@ describe('every refusal is RFC 9457 problem+json with a stable type', () => {
     ['forged cursor', () => admin.request('GET', '/v1/atsigns?cursor=bm9wZQ', { token }), 400, '/problems/invalid-cursor'],
     ['unknown verify value', () => admin.request('PUT', '/v1/atsigns/bob?verify=yes', { token, body: { host: 'b.example', port: 1 } }), 400, '/problems/invalid-query'],
     ['key with a bad scope', () => admin.request('POST', '/v1/keys', { token, body: { registrar: 'x', scope: 'root' } }), 400, '/problems/invalid-body'],
+    // Found by test/integration/admin-fuzz.test.ts: each of these used to be a 500 or a non-problem.
+    ['NUL in a suspension reason', () => admin.request('PATCH', '/v1/atsigns/alice', { token, body: { status: 'suspended', reason: 'a\u0000b' } }), 400, '/problems/invalid-body'],
+    ['control character in a registrar', () => PUT('/v1/atsigns/bob', { host: 'b.example', port: 1, registrar: 'a\u0000b' }), 400, '/problems/invalid-body'],
+    ['control character in a key\'s registrar', () => admin.request('POST', '/v1/keys', { token, body: { registrar: '\u0000', scope: 'read' } }), 400, '/problems/invalid-body'],
+    ['control character in a listing filter', () => admin.request('GET', '/v1/atsigns?prefix=%00', { token }), 400, '/problems/invalid-query'],
+    ['control character in an import registrar', () => admin.request('POST', '/v1/import?registrar=%00', { token, body: 'a,a.example,1\n', headers: { 'content-type': 'text/csv' } }), 400, '/problems/invalid-query'],
+    ['cursor naming a NUL', () => admin.request('GET', `/v1/atsigns?cursor=${Buffer.from('a:\u0000').toString('base64url')}`, { token }), 400, '/problems/invalid-cursor'],
+    ['key id that cannot exist', () => admin.request('DELETE', '/v1/keys/%00', { token }), 404, '/problems/not-found'],
+    ['path that is not UTF-8', () => admin.request('GET', '/v1/atsigns/%80', { token }), 400, '/problems/invalid-url'],
+    ['path segment over 1000 characters', () => admin.request('GET', `/v1/atsigns/${'a'.repeat(1001)}`, { token }), 414, '/problems/uri-too-long'],
+    ['If-Match with a leading zero', () => PUT('/v1/atsigns/alice', { host: 'alice.example.com', port: 6464 }, { 'if-match': '"0' + '1"' }), 412, '/problems/precondition-failed'],
+    ['unknown problem type named like an object property', () => admin.request('GET', '/problems/constructor'), 404, '/problems/not-found'],
   ];
   it.each(cases)('%s', async (_name, send, status, type) => {
     const result = await problem(await send());
@@ -76,6 +88,13 @@ describe('every refusal is RFC 9457 problem+json with a stable type', () => {
     const response = await admin.request('GET', '/v1/atsigns', { token });
     const page = (await response.json()) as { items: Array<{ atsign: string; host: string; port: number }> };
     expect(page.items.map(({ atsign, host, port }) => ({ atsign, host, port }))).toEqual([{ atsign: 'alice', host: 'alice.example.com', port: 6464 }]);
+  });
+
+  it('answers headers over 16 KiB with a problem, not the framework\'s own body', async () => {
+    const response = await admin.request('GET', `/v1/atsigns?prefix=${'a'.repeat(17_000)}`, { token });
+    expect(response.status).toBe(431);
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+    expect(await response.json()).toEqual({ type: '/problems/headers-too-large', title: 'Request headers too large', status: 431 });
   });
 
   it('explains why an IPv6 host cannot be served', async () => {

@@ -158,10 +158,11 @@ function conditions(ifMatch: string | undefined, owner: string | undefined): Wri
   if (ifMatch === undefined) return { owner };
   const value = ifMatch.trim();
   if (value === '*') return { owner, expectedVersion: '*' };
-  const strong = /^"(\d+)"$/.exec(value);
-  // A weak tag never matches under the strong comparison If-Match requires.
+  const strong = /^"(0|[1-9]\d{0,15})"$/.exec(value);
   if (strong) return { owner, expectedVersion: Number(strong[1]) };
-  if (/^W\/"\d+"$/.test(value)) return { owner, expectedVersion: -1 };
+  // Strong comparison is of the exact text, so "02" is not the tag "2"; and a weak tag never
+  // matches under the strong comparison If-Match requires.
+  if (/^W\/"\d+"$/.test(value) || /^"\d+"$/.test(value)) return { owner, expectedVersion: -1 };
   throw new ProblemError('invalid-precondition');
 }
 
@@ -189,6 +190,6 @@ function encodeCursor(atsign: string): string {
 function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!decoded.startsWith('a:') || Buffer.from(decoded).toString('base64url') !== cursor) throw new ProblemError('invalid-cursor');
+  if (!decoded.startsWith('a:') || decoded.includes('\0') || Buffer.from(decoded).toString('base64url') !== cursor) throw new ProblemError('invalid-cursor');
   return decoded.slice(2);
 }

@@ -7,6 +7,8 @@ import { ApiKeyInfo, CreatedKey, KeyBody, KeyParams, Problem } from '../schemas.
 const problemResponses = { default: Problem };
 
 /** API keys; admin scope only. The first admin key comes from the CLI (`atdirectory keys create`). */
+const KEY_ID = /^[a-z2-7]{16}$/;
+
 export function keyRoutes(app: AdminApp, { keys }: AdminDependencies): void {
   app.post('/v1/keys', {
     schema: { summary: 'Create a key (its secret is returned once)', tags: ['keys'], body: KeyBody, response: { 201: CreatedKey, ...problemResponses } },
@@ -27,7 +29,8 @@ export function keyRoutes(app: AdminApp, { keys }: AdminDependencies): void {
     schema: { summary: 'Revoke a key', tags: ['keys'], params: KeyParams, response: { 204: Type.Null(), ...problemResponses } },
   }, async (request, reply) => {
     requireScope(request.principal, 'admin');
-    if (!(await keys.revoke(request.params.id))) throw new ProblemError('not-found', `no key ${request.params.id}`);
+    // Ids are 16 base32 characters; anything else names no key (and never reaches the database).
+    if (!KEY_ID.test(request.params.id) || !(await keys.revoke(request.params.id))) throw new ProblemError('not-found', `no key ${request.params.id}`);
     return reply.status(204).send(null);
   });
 }
