@@ -1,0 +1,104 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { cpuSeconds } from './summary.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI = `${ROOT}dist/cli.js`;
+
+export interface RunningServer {
+  name: string;
+  port: number;
+  /** Ports of the admin API and ops endpoint, for atdirectory. */
+  adminPort?: number;
+  opsPort?: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Builds dist/ when missing, so the tools run on a fresh clone after npm install. */
+export async function ensureBuilt(): Promise<void> {
+  if (existsSync(CLI)) return;
+  await new Promise<void>((resolve, reject) =>
+    spawn('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' }).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`npm run build failed (${code})`)))),
+  );
+}
+
+/** Starts a server process and waits for the line that says where it listens. */
+function startProcess(name: string, command: string, args: string[], parse: (line: string) => Omit<RunningServer, 'name' | 'pid' | 'stop'> | undefined): Promise<RunningServer> {
+  const child: ChildProcess = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 60 s: ${output}`)), 60_000);
+    child.stderr!.on('data', (data: Buffer) => (output += data));
+    let buffered = '';
+    child.stdout!.on('data', (data: Buffer) => {
+      buffered += data;
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        const where = parse(line);
+        if (!where) continue;
+        clearTimeout(timer);
+        resolve({ name, ...where, pid: child.pid!, stop: () => stopProcess(child) });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before listening: ${output}`));
+    });
+  });
+}
+
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export function startBaseline(certPath: string, keyPath: string): Promise<RunningServer> {
+  return startProcess('baseline', process.execPath, ['--import', 'tsx', 'loadtest/baseline.ts', '--cert', certPath, '--key', keyPath], (line) => {
+    const parsed = JSON.parse(line) as { port?: number };
+    return parsed.port === undefined ? undefined : { port: parsed.port };
+  });
+}
+
+/**
+ * atdirectory as an operator runs it, with the limits a benchmark would trip turned off: one client
+ * address opens thousands of connections a second, and misses are made on purpose.
+ */
+export function startAtdirectory(options: { databaseUrl: string; certPath: string; keyPath: string; dataDir: string; workers?: number; extra?: string[] }): Promise<RunningServer> {
+  const args = [
+    CLI, 'serve', '--database-url', options.databaseUrl, '--lookup-host', '127.0.0.1', '--lookup-port', '0', '--admin-port', '0', '--ops-host', '127.0.0.1', '--ops-port', '0',
+    '--tls-cert', options.certPath, '--tls-key', options.keyPath, '--data-dir', options.dataDir, '--workers', String(options.workers ?? 1),
+    '--miss-delay-from', '0', '--miss-close-at', '0', '--client-rate', '0', '--max-connections-per-client', '0', '--max-connections', '0', ...(options.extra ?? []),
+  ];
+  return startProcess('atdirectory', process.execPath, args, (line) => {
+    const entry = JSON.parse(line) as { msg?: string; lookup?: { port: number }; admin?: { port: number } | null; ops?: { port: number } | null };
+    if (!entry.msg?.startsWith('atdirectory serving lookups')) return undefined;
+    return { port: entry.lookup!.port, adminPort: entry.admin?.port, opsPort: entry.ops?.port };
+  });
+}
+
+/** CPU seconds of a process and all its descendants (cluster workers). */
+export function treeCpuSeconds(pid: number): number {
+  let total = cpuSeconds(pid);
+  for (const child of childPids(pid)) total += treeCpuSeconds(child);
+  return total;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Memory targets: RSS with N cached answers, and the cost of an idle TLS connection.
+ *
+ *   npx tsx loadtest/seed.ts --database-url URL --count 1000000     # first
+ *   npx tsx loadtest/memory.ts --database-url URL [--cached 1000000] [--idle 10000] [--json]
+ *
+ * Warms the cache with lookups of user0 … user(N-1) (as seeded), reads the server's RSS, then opens
+ * --idle TLS connections that send nothing and reads it again. Loopback only.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { parseArgs } from 'node:util';
+import { developmentCertificate } from '../src/tls/certificate.js';
+import { ensureBuilt, startAtdirectory } from './lib/servers.js';
+import { rssBytes } from './lib/summary.js';
+
+const { values } = parseArgs({ options: { 'database-url': { type: 'string' }, cached: { type: 'string', default: '1000000' }, idle: { type: 'string', default: '10000' }, prefix: { type: 'string', default: 'user' }, json: { type: 'boolean', default: false } } });
+const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL;
+if (!databaseUrl) throw new Error('usage: npx tsx loadtest/memory.ts --database-url URL [--cached 1000000] [--idle 10000] [--json]');
+const cached = Number(values.cached);
+const idle = Number(values.idle);
+const megabytes = (bytes: number) => Math.round(bytes / 1e5) / 10;
+
+/** Looks up `keys` on `connections` kept-open connections, each taking its share in turn. */
+async function warm(port: number, count: number, connections: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: connections }, () =>
+      new Promise<void>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+        const send = () => (next < count ? socket.write(`${values.prefix}${next++}\n`) : socket.end('@exit\n'));
+        socket.on('data', (chunk: Buffer) => chunk[chunk.length - 1] === 0x40 && send());
+        socket.on('error', reject);
+        socket.on('close', () => resolve());
+      }),
+    ),
+  );
+}
+
+function openIdle(port: number, count: number): Promise<tls.TLSSocket[]> {
+  return Promise.all(
+    Array.from({ length: count }, () =>
+      new Promise<tls.TLSSocket>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => resolve(socket));
+        socket.on('error', reject);
+      }),
+    ),
+  );
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 2000));
+
+/** Where the memory is, as the server reports it on /metrics (V8 heap used and reserved, off-heap buffers). */
+async function memoryBreakdown(opsPort: number): Promise<{ heapUsedMB: number; heapTotalMB: number; externalMB: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  const read = (name: string) => megabytes(Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)![1]));
+  return { heapUsedMB: read('nodejs_heap_size_used_bytes'), heapTotalMB: read('nodejs_heap_size_total_bytes'), externalMB: read('nodejs_external_memory_bytes') };
+}
+
+await ensureBuilt();
+const dir = await mkdtemp(join(tmpdir(), 'atdirectory-memory-'));
+const certificate = await developmentCertificate(dir);
+const server = await startAtdirectory({ databaseUrl, certPath: certificate.certPath, keyPath: certificate.keyPath, dataDir: dir, extra: ['--cache-max-entries', String(Math.max(cached, 1))] });
+const sockets: tls.TLSSocket[] = [];
+try {
+  await settle();
+  const empty = rssBytes(server.pid);
+  const warmStarted = performance.now();
+  await warm(server.port, cached, 50);
+  const warmSeconds = (performance.now() - warmStarted) / 1000;
+  await settle();
+  const withCache = rssBytes(server.pid);
+  const breakdown = await memoryBreakdown(server.opsPort!);
+  // In batches, so the accept queue never overflows.
+  for (let opened = 0; opened < idle; opened += 500) sockets.push(...(await openIdle(server.port, Math.min(500, idle - opened))));
+  await settle();
+  const withIdle = rssBytes(server.pid);
+  const report = {
+    date: new Date().toISOString(),
+    cachedAnswers: cached,
+    idleConnections: idle,
+    rssMB: { empty: megabytes(empty), withCache: megabytes(withCache), withIdle: megabytes(withIdle) },
+    withCache: breakdown,
+    bytesPerCachedAnswer: cached > 0 ? Math.round((withCache - empty) / cached) : null,
+    bytesPerIdleConnection: idle > 0 ? Math.round((withIdle - withCache) / idle) : null,
+    warmLookupsPerSecond: Math.round(cached / warmSeconds),
+  };
+  process.stdout.write(
+    values.json
+      ? `${JSON.stringify(report)}\n`
+      : `RSS ${report.rssMB.empty} MB empty, ${report.rssMB.withCache} MB with ${cached} cached answers (${report.bytesPerCachedAnswer} B each; ${JSON.stringify(breakdown)}), ` +
+          `${report.rssMB.withIdle} MB with ${idle} idle TLS connections (${report.bytesPerIdleConnection} B each); warmed at ${report.warmLookupsPerSecond} misses/s\n`,
+  );
+} finally {
+  for (const socket of sockets) socket.destroy();
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+}
