@@ -4,7 +4,8 @@
  *
  *   npx tsx loadtest/compare.ts --database-url postgres://… [--pairs 3] [--workers 1] [--out results.json] <load flags>
  *
- * The database gets the record `alice` (upserted). Prints each pair and the median ratio
+ * `--server-args="--cache-max-entries 1"` passes serve flags (to measure misses, say). The database gets
+ * the record `alice` (upserted). Prints each pair and the median ratio
  * atdirectory/baseline of every figure.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,10 +20,18 @@ import { ensureBuilt, startAtdirectory, startBaseline, treeCpuSeconds, type Runn
 import { summarise, type LoadSummary } from './lib/summary.js';
 
 const { values } = parseArgs({
-  options: { ...LOAD_FLAGS, pairs: { type: 'string', default: '3' }, workers: { type: 'string', default: '1' }, 'database-url': { type: 'string' }, out: { type: 'string' } },
+  options: {
+    ...LOAD_FLAGS,
+    pairs: { type: 'string', default: '3' },
+    workers: { type: 'string', default: '1' },
+    'database-url': { type: 'string' },
+    out: { type: 'string' },
+    /** More `serve` flags for atdirectory, e.g. "--cache-max-entries 1" to measure misses. */
+    'server-args': { type: 'string', default: '' },
+  },
 });
 const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL;
-if (!databaseUrl) throw new Error(`usage: npx tsx loadtest/compare.ts --database-url URL [--pairs 3] [--workers 1] [--out file.json] ${LOAD_USAGE}`);
+if (!databaseUrl) throw new Error(`usage: npx tsx loadtest/compare.ts --database-url URL [--pairs 3] [--workers 1] [--server-args "..."] [--out file.json] ${LOAD_USAGE}`);
 const pairs = Number(values.pairs);
 const workers = Number(values.workers);
 
@@ -54,7 +63,7 @@ try {
   const results: ComparePair[] = [];
   for (let pair = 1; pair <= pairs; pair++) {
     const baseline = await measure(await startBaseline(certificate.certPath, certificate.keyPath));
-    const atdirectory = await measure(await startAtdirectory({ databaseUrl, certPath: certificate.certPath, keyPath: certificate.keyPath, dataDir: dir, workers }));
+    const atdirectory = await measure(await startAtdirectory({ databaseUrl, certPath: certificate.certPath, keyPath: certificate.keyPath, dataDir: dir, workers, extra: values['server-args'].split(' ').filter(Boolean) }));
     results.push({ baseline, atdirectory });
     if (!values.json) process.stdout.write(`${formatPair(pair, baseline, atdirectory)}\n`);
   }

@@ -14,7 +14,8 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 
-const { values } = parseArgs({ options: { 'database-url': { type: 'string' }, count: { type: 'string', default: '1000000' }, prefix: { type: 'string', default: 'user' } } });
+// --json is accepted for symmetry with the other tools: the one line printed is JSON anyway.
+const { values } = parseArgs({ options: { 'database-url': { type: 'string' }, count: { type: 'string', default: '1000000' }, prefix: { type: 'string', default: 'user' }, json: { type: 'boolean' } } });
 const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL;
 const count = Number(values.count);
 if (!databaseUrl || !Number.isInteger(count) || count < 1) throw new Error('usage: npx tsx loadtest/seed.ts --database-url URL [--count 1000000] [--prefix user]');

@@ -24,7 +24,7 @@ export async function runLoadAcrossProcesses(options: LoadOptions, processes: nu
             child.kill();
           });
           child.once('exit', (code) => code !== 0 && code !== null && reject(new Error(`load process exited with ${code}`)));
-          child.send({ ...options, connections });
+          child.send({ ...options, connections, rate: (options.rate * connections) / options.connections });
         }),
     ),
   );

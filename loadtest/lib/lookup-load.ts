@@ -23,6 +23,8 @@ export interface LoadOptions {
   /** Share of lookups for keys that do not exist (drawn from missSet distinct keys). */
   missRatio: number;
   missSet: number;
+  /** Total lookups per second to offer (persistent mode), for latency at a given load; 0 = as fast as answered. */
+  rate: number;
 }
 
 export interface LoadResult {
@@ -73,8 +75,15 @@ function persistentClient(options: LoadOptions, deadline: number, nextKey: () =>
     const socket = tls.connect({ host: options.host, port: options.port, rejectUnauthorized: false, noDelay: true } as tls.ConnectionOptions);
     let prompted = false;
     let sentAt = 0;
-    const send = () => {
-      if (performance.now() >= deadline) return socket.end('@exit\n');
+    // Paced connections send on a schedule (each at rate/connections per second) rather than
+    // as soon as the previous answer arrives.
+    const interval = options.rate > 0 ? (options.connections / options.rate) * 1000 : 0;
+    let due = performance.now() + Math.random() * interval;
+    const send = (): void => {
+      const now = performance.now();
+      if (now >= deadline) return void socket.end('@exit\n');
+      if (interval > 0 && now < due) return void setTimeout(send, due - now);
+      due = Math.max(due, now) + interval;
       sentAt = performance.now();
       socket.write(nextKey());
     };

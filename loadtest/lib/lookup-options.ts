@@ -12,11 +12,12 @@ export const LOAD_FLAGS = {
   'key-range': { type: 'string' },
   'miss-ratio': { type: 'string', default: '0' },
   'miss-set': { type: 'string', default: '10000' },
+  rate: { type: 'string', default: '0' },
   json: { type: 'boolean', default: false },
 } as const;
 
 export const LOAD_USAGE = `[--mode persistent|connect|connect-resume] [--connections 50] [--duration 10] [--processes N]
-  [--keys alice,bob | --key-range user:1000000] [--miss-ratio 0.1] [--miss-set 10000] [--json]`;
+  [--keys alice,bob | --key-range user:1000000] [--miss-ratio 0.1] [--miss-set 10000] [--rate LOOKUPS_PER_S] [--json]`;
 
 const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
 
@@ -46,5 +47,6 @@ export function loadOptionsFrom(values: Record<string, string | boolean | undefi
     keyRange: range ? { prefix: range[1]!, count: Number(range[2]) } : undefined,
     missRatio,
     missSet: positiveNumber('miss-set', values['miss-set'] as string),
+    rate: positiveNumber('rate', values.rate as string, { integer: false, min: 0 }),
   };
 }
