@@ -2,7 +2,7 @@
  * Memory targets: RSS with N cached answers, and the cost of an idle TLS connection.
  *
  *   npx tsx loadtest/seed.ts --database-url URL --count 1000000     # first
- *   npx tsx loadtest/memory.ts --database-url URL [--cached 1000000] [--idle 10000] [--json]
+ *   npx tsx loadtest/memory.ts --database-url URL [--cached 1000000] [--idle 10000] [--settle 2] [--json]
  *
  * Warms the cache with lookups of user0 … user(N-1) (as seeded), reads the server's RSS, then opens
  * --idle TLS connections that send nothing and reads it again. Loopback only.
@@ -16,7 +16,7 @@ import { developmentCertificate } from '../src/tls/certificate.js';
 import { ensureBuilt, startAtdirectory } from './lib/servers.js';
 import { rssBytes } from './lib/summary.js';
 
-const { values } = parseArgs({ options: { 'database-url': { type: 'string' }, cached: { type: 'string', default: '1000000' }, idle: { type: 'string', default: '10000' }, prefix: { type: 'string', default: 'user' }, json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { 'database-url': { type: 'string' }, cached: { type: 'string', default: '1000000' }, idle: { type: 'string', default: '10000' }, prefix: { type: 'string', default: 'user' }, settle: { type: 'string', default: '2' }, json: { type: 'boolean', default: false } } });
 const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL;
 if (!databaseUrl) throw new Error('usage: npx tsx loadtest/memory.ts --database-url URL [--cached 1000000] [--idle 10000] [--json]');
 const cached = Number(values.cached);
@@ -50,7 +50,8 @@ function openIdle(port: number, count: number): Promise<tls.TLSSocket[]> {
   );
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 2000));
+// After a burst, V8 collects and gives pages back only once allocation has been quiet for a while.
+const settle = () => new Promise((resolve) => setTimeout(resolve, Number(values.settle) * 1000));
 
 /** Where the memory is, as the server reports it on /metrics (V8 heap used and reserved, off-heap buffers). */
 async function memoryBreakdown(opsPort: number): Promise<{ heapUsedMB: number; heapTotalMB: number; externalMB: number }> {
