@@ -162,7 +162,13 @@ async function startInProcess(
 async function startWorkers(config: Config, prepared: Prepared, logger: Logger, database: Database): Promise<RunningLookup> {
   let stopping = false;
   let restarts = 0;
-  const fork = (): Worker => cluster.fork({ [PREPARED_ENV]: JSON.stringify(prepared) });
+  const fork = (): Worker => {
+    const worker = cluster.fork({ [PREPARED_ENV]: JSON.stringify(prepared) });
+    // Sends to a worker that just died fail with EPIPE as an 'error' event; the 'exit' handler
+    // below deals with the death itself.
+    worker.on('error', (error) => logger.debug({ err: error, worker: worker.process.pid }, 'message to a lookup worker failed'));
+    return worker;
+  };
   const listening = new Promise<{ host: string; port: number }>((resolveListening, reject) => {
     let ready = 0;
     cluster.on('message', (worker, message: WorkerMessage) => {
@@ -206,7 +212,7 @@ async function startWorkers(config: Config, prepared: Prepared, logger: Logger, 
             new Promise<void>((resolveExit) => {
               if (worker.isDead()) return resolveExit();
               worker.once('exit', () => resolveExit());
-              worker.send({ type: 'shutdown' });
+              worker.send({ type: 'shutdown' }, undefined, () => undefined);
               // A worker that cannot drain in time is killed: the primary must still stop the database.
               setTimeout(() => worker.process.kill('SIGKILL'), config.drainTimeout + 5000).unref();
             }),

@@ -38,7 +38,9 @@ export async function askWorkers<T>(question: Question, timeoutMs = 2000): Promi
               resolve(value);
             };
             worker!.on('message', onMessage);
-            worker!.send({ type: 'atdirectory:ask', id, question } satisfies Ask);
+            // A worker can die between the liveness check and the send; with a callback the failed
+            // send is an answer left out, not an 'error' event that would end the primary.
+            worker!.send({ type: 'atdirectory:ask', id, question } satisfies Ask, undefined, (error) => error && finish(undefined));
           }),
       ),
     )
@@ -49,6 +51,7 @@ export async function askWorkers<T>(question: Question, timeoutMs = 2000): Promi
 export function answerPrimary(answers: Record<Question, () => Promise<unknown>>): void {
   process.on('message', (message: Ask) => {
     if (message?.type !== 'atdirectory:ask') return;
-    void answers[message.question]().then((value) => process.send?.({ type: 'atdirectory:answer', id: message.id, value } satisfies Answer));
+    // The primary may be gone by the time the answer is ready; the worker then exits on its own.
+    void answers[message.question]().then((value) => process.send?.({ type: 'atdirectory:answer', id: message.id, value } satisfies Answer, undefined, {}, () => undefined));
   });
 }

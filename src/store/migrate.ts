@@ -12,6 +12,8 @@ export const MIGRATIONS_DIRECTORY = fileURLToPath(new URL('../../migrations', im
  */
 export async function applyMigrations(connectionString: string, connectTimeoutMs: number, logger: Logger): Promise<string[]> {
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: connectTimeoutMs, application_name: 'atdirectory-migrate' });
+  // A lost connection also fails the statement in progress, which is where it is handled.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const applied = await migrate({ client }, MIGRATIONS_DIRECTORY, { logger: (message) => logger.debug(message) });

@@ -38,6 +38,10 @@ async function attempt<T>(pool: pg.Pool, context: WriteContext, work: (client: p
     throw error;
   });
   let broken: Error | undefined;
+  // A connection lost between statements is reported as an 'error' event, not by a query; pg's pool
+  // stops listening while a client is lent out, and an unheard 'error' would end the process.
+  const onError = (error: Error) => (broken = error);
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     await client.query(
@@ -52,6 +56,7 @@ async function attempt<T>(pool: pg.Pool, context: WriteContext, work: (client: p
     if ((error as { code?: string }).code === READ_ONLY) broken = error as Error;
     throw error;
   } finally {
+    client.off('error', onError);
     // Releasing with an error destroys the connection instead of returning it to the pool.
     client.release(broken);
     stopTimer();

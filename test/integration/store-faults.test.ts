@@ -61,6 +61,29 @@ describe('failover to a read-only node', () => {
   });
 });
 
+describe('a connection lost in the middle of a write', () => {
+  // Found by loadtest/chaos.ts: pg reports a connection lost between two statements as an 'error'
+  // event on the client, which nothing heard while inTransaction held it: the process crashed.
+  it('fails that write cleanly, keeps the process up, and lets the next write through', async () => {
+    const pool = poolFor(2);
+    try {
+      const write = inTransaction(pool, { actor: 'test' }, async (client) => {
+        const pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+        await database.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+        // Work between two statements of the write, while the connection goes away.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await client.query("INSERT INTO atsigns (atsign, host, port) VALUES ('lost', 'l.example', 1)");
+      });
+      await expect(write).rejects.toThrow();
+      expect((await database.pool.query("SELECT count(*)::int AS n FROM atsigns WHERE atsign = 'lost'")).rows[0].n).toBe(0);
+      await inTransaction(pool, { actor: 'test' }, (client) => client.query("INSERT INTO atsigns (atsign, host, port) VALUES ('after', 'a.example', 1)"));
+      expect((await database.pool.query("SELECT count(*)::int AS n FROM atsigns WHERE atsign = 'after'")).rows[0].n).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
 describe('the pool queue', () => {
   it('refuses at once beyond its bound instead of queueing without end', async () => {
     const pool = poolFor(1, 2);
