@@ -42,7 +42,8 @@ try {
   await client.query(`DELETE FROM atsigns WHERE atsign LIKE $1 || '%'`, [prefix.replace(/[\\%_]/g, '\\$&')]);
   await pipeline(Readable.from(rows(first)), client.query(copyFrom('COPY atsigns (atsign, host, port, version) FROM STDIN')));
   await client.query('COMMIT');
-  await client.query('ANALYZE atsigns');
+  // The replaced rows leave dead tuples behind; index lookups would wade through them.
+  await client.query('VACUUM ANALYZE atsigns');
 } catch (error) {
   await client.query('ROLLBACK').catch(() => undefined);
   throw error;

@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomBytes, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,6 +89,50 @@ describe('certificate rotation', () => {
     const client = await RawClient.prompted(server.port);
     expect(await client.ask('alice')).toBe('alice.example.com:6464');
     client.close();
+  });
+});
+
+describe('certificate chains', () => {
+  const hasOpenssl = (() => {
+    try {
+      execFileSync('openssl', ['version']);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.skipIf(!hasOpenssl)('serves an RSA leaf with its intermediate, verifiable from the root alone', async () => {
+    const at = (name: string) => join(dir, `rsa-${name}`);
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', at('root.key'), '-out', at('root.pem'), '-days', '2', '-subj', '/CN=test root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', at('mid.key'), '-out', at('mid.csr'), '-subj', '/CN=test intermediate');
+    await writeFile(at('mid.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
+    openssl('x509', '-req', '-in', at('mid.csr'), '-CA', at('root.pem'), '-CAkey', at('root.key'), '-CAcreateserial', '-out', at('mid.pem'), '-days', '2', '-extfile', at('mid.ext'));
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', at('leaf.key'), '-out', at('leaf.csr'), '-subj', '/CN=root.test');
+    await writeFile(at('leaf.ext'), 'subjectAltName=DNS:root.test,IP:127.0.0.1\n');
+    openssl('x509', '-req', '-in', at('leaf.csr'), '-CA', at('mid.pem'), '-CAkey', at('mid.key'), '-CAcreateserial', '-out', at('leaf.pem'), '-days', '2', '-extfile', at('leaf.ext'));
+    await writeFile(at('chain.pem'), Buffer.concat([await readFile(at('leaf.pem')), await readFile(at('mid.pem'))]));
+
+    const server = await spawnServe(['--database-url', database.url, '--data-dir', dir, '--tls-cert', at('chain.pem'), '--tls-key', at('leaf.key')]);
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        // Verified as an SDK verifies: against the root only, for the address it dialled.
+        const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca: [readFileSync(at('root.pem'))] }, () => socket.write('alice\n'));
+        let text = '';
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk;
+          if (text.endsWith('\r\n@')) {
+            socket.destroy();
+            resolve(text);
+          }
+        });
+        socket.once('error', reject);
+      });
+      expect(answer).toBe('@alice.example.com:6464\r\n@');
+    } finally {
+      await server.stop();
+    }
   });
 });
 
