@@ -63,39 +63,62 @@ async function memoryBreakdown(opsPort: number): Promise<{ heapUsedMB: number; h
 await ensureBuilt();
 const dir = await mkdtemp(join(tmpdir(), 'atdirectory-memory-'));
 const certificate = await developmentCertificate(dir);
-const server = await startAtdirectory({ databaseUrl, certPath: certificate.certPath, keyPath: certificate.keyPath, dataDir: dir, extra: ['--cache-max-entries', String(Math.max(cached, 1))] });
-const sockets: tls.TLSSocket[] = [];
+const start = () => startAtdirectory({ databaseUrl, certPath: certificate.certPath, keyPath: certificate.keyPath, dataDir: dir, extra: ['--cache-max-entries', String(Math.max(cached, 1))] });
+
+/**
+ * Idle connections are measured on a fresh process: after the warm-up, V8 may collect the warm-up's
+ * garbage while connections open, and their cost would vanish in it.
+ */
+async function measureIdle(): Promise<{ empty: number; withIdle: number }> {
+  const server = await start();
+  const sockets: tls.TLSSocket[] = [];
+  try {
+    await settle();
+    const empty = rssBytes(server.pid);
+    // In batches, so the accept queue never overflows.
+    for (let opened = 0; opened < idle; opened += 500) sockets.push(...(await openIdle(server.port, Math.min(500, idle - opened))));
+    await settle();
+    return { empty, withIdle: rssBytes(server.pid) };
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await server.stop();
+  }
+}
+
+async function measureCache(): Promise<{ empty: number; withCache: number; breakdown: Awaited<ReturnType<typeof memoryBreakdown>>; warmSeconds: number }> {
+  const server = await start();
+  try {
+    await settle();
+    const empty = rssBytes(server.pid);
+    const warmStarted = performance.now();
+    await warm(server.port, cached, 50);
+    const warmSeconds = (performance.now() - warmStarted) / 1000;
+    await settle();
+    return { empty, withCache: rssBytes(server.pid), breakdown: await memoryBreakdown(server.opsPort!), warmSeconds };
+  } finally {
+    await server.stop();
+  }
+}
+
 try {
-  await settle();
-  const empty = rssBytes(server.pid);
-  const warmStarted = performance.now();
-  await warm(server.port, cached, 50);
-  const warmSeconds = (performance.now() - warmStarted) / 1000;
-  await settle();
-  const withCache = rssBytes(server.pid);
-  const breakdown = await memoryBreakdown(server.opsPort!);
-  // In batches, so the accept queue never overflows.
-  for (let opened = 0; opened < idle; opened += 500) sockets.push(...(await openIdle(server.port, Math.min(500, idle - opened))));
-  await settle();
-  const withIdle = rssBytes(server.pid);
+  const connections = await measureIdle();
+  const cache = await measureCache();
   const report = {
     date: new Date().toISOString(),
     cachedAnswers: cached,
     idleConnections: idle,
-    rssMB: { empty: megabytes(empty), withCache: megabytes(withCache), withIdle: megabytes(withIdle) },
-    withCache: breakdown,
-    bytesPerCachedAnswer: cached > 0 ? Math.round((withCache - empty) / cached) : null,
-    bytesPerIdleConnection: idle > 0 ? Math.round((withIdle - withCache) / idle) : null,
-    warmLookupsPerSecond: Math.round(cached / warmSeconds),
+    rssMB: { empty: megabytes(cache.empty), withCache: megabytes(cache.withCache), withIdle: megabytes(connections.withIdle) },
+    withCache: cache.breakdown,
+    bytesPerCachedAnswer: cached > 0 ? Math.round((cache.withCache - cache.empty) / cached) : null,
+    bytesPerIdleConnection: idle > 0 ? Math.round((connections.withIdle - connections.empty) / idle) : null,
+    warmLookupsPerSecond: Math.round(cached / cache.warmSeconds),
   };
   process.stdout.write(
     values.json
       ? `${JSON.stringify(report)}\n`
-      : `RSS ${report.rssMB.empty} MB empty, ${report.rssMB.withCache} MB with ${cached} cached answers (${report.bytesPerCachedAnswer} B each; ${JSON.stringify(breakdown)}), ` +
-          `${report.rssMB.withIdle} MB with ${idle} idle TLS connections (${report.bytesPerIdleConnection} B each); warmed at ${report.warmLookupsPerSecond} misses/s\n`,
+      : `RSS ${report.rssMB.empty} MB empty, ${report.rssMB.withCache} MB with ${cached} cached answers (${report.bytesPerCachedAnswer} B each; ${JSON.stringify(cache.breakdown)}); ` +
+          `a fresh process with ${idle} idle TLS connections ${report.rssMB.withIdle} MB (${report.bytesPerIdleConnection} B each); warmed at ${report.warmLookupsPerSecond} misses/s\n`,
   );
 } finally {
-  for (const socket of sockets) socket.destroy();
-  await server.stop();
   await rm(dir, { recursive: true, force: true });
 }
