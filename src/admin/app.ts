@@ -10,6 +10,7 @@ import { ImportInterrupted, importRecords, type ImportOptions, type ImportReport
 import { ImportTooLarge } from '../import/lines.js';
 import { ApiKeyStore } from '../store/api-keys.js';
 import { AtsignStore } from '../store/atsigns.js';
+import { isDatabaseUnavailable } from '../store/unavailable.js';
 import { authenticate } from './auth.js';
 import { adminAuthFailures, adminRequestDuration, adminRequests } from './metrics.js';
 import { PROBLEMS, ProblemError, problemTypeUri, type ProblemType } from './problems.js';
@@ -43,16 +44,6 @@ export interface AdminDependencies {
   importRecords: (source: AsyncIterable<Buffer | string>, options: ImportOptions) => Promise<ImportReport>;
 }
 
-// PostgreSQL's connection-class SQLSTATEs and the socket errors pg passes through.
-const UNAVAILABLE_CODES = new Set(['ATDIR_POOL_QUEUE_FULL', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '25006']);
-
-function isDatabaseUnavailable(error: Error & { code?: string }): boolean {
-  return (
-    (error.code !== undefined && UNAVAILABLE_CODES.has(error.code)) ||
-    /timeout exceeded when trying to connect|Connection terminated|Query read timeout/.test(error.message)
-  );
-}
-
 /** Any error as a problem: declared ones as they are, framework and database errors mapped. */
 function toProblem(error: FastifyError & { code?: string }): ProblemError {
   if (error instanceof ProblemError) return error;
@@ -70,9 +61,8 @@ function toProblem(error: FastifyError & { code?: string }): ProblemError {
     const first = error.validation[0]!;
     const field = (first.instancePath || '').replace(/^\//, '');
     if (first.keyword === 'pattern') {
-      const where = error.validationContext === 'querystring' ? 'query' : 'invalid-body';
       const detail = field === 'reason' ? 'the reason must not contain NUL characters' : `${field} must not contain control characters`;
-      return new ProblemError(where === 'query' ? 'invalid-query' : 'invalid-body', detail);
+      return new ProblemError(error.validationContext === 'querystring' ? 'invalid-query' : 'invalid-body', detail);
     }
     if (error.validationContext === 'querystring') return new ProblemError('invalid-query', `query ${error.message.replace(/^querystring\/?/, '')}`);
     if (error.validationContext === 'params') return new ProblemError('invalid-atsign', error.message);

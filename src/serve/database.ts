@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { applyMigrations } from '../store/migrate.js';
 import { describeDatabase } from '../store/pool.js';
+import { isDatabaseUnavailable } from '../store/unavailable.js';
 
 export interface Database {
   url: string;
@@ -49,22 +50,21 @@ export async function openDatabase(
   return database;
 }
 
-// Wrong credentials, a missing database or missing rights will not fix themselves: fail at once.
-const PERMANENT = new Set(['28P01', '28000', '3D000', '42501']);
 const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 5000;
 
 /**
  * Runs `attempt` until the database lets it through: a server that is down, starting up or not yet
  * resolvable is normal in a rolling deployment, so the process waits (not ready) instead of
- * crash-looping. Every failure is logged with the next delay.
+ * crash-looping. Every such failure is logged with the next delay. Any other error (wrong
+ * credentials, a missing database, a failing migration) will not fix itself and fails at once.
  */
 async function retryWhileUnreachable<T>(attempt: () => Promise<T>, logger: Logger, onUnreachable: (error: Error) => void): Promise<T> {
   for (let delay = FIRST_RETRY_MS; ; delay = Math.min(MAX_RETRY_MS, delay * 2)) {
     try {
       return await attempt();
     } catch (error) {
-      if (PERMANENT.has((error as { code?: string }).code ?? '')) throw error;
+      if (!isDatabaseUnavailable(error)) throw error;
       onUnreachable(error as Error);
       logger.warn({ err: error, retryInMs: delay }, 'database unreachable at start; waiting for it');
       await new Promise((resolve) => setTimeout(resolve, delay));
