@@ -12,7 +12,11 @@ type Kind =
   | { type: 'boolean' }
   | { type: 'integer'; min: number; max: number }
   | { type: 'duration'; min?: number }
-  | { type: 'address' };
+  | { type: 'address' }
+  /** A port, or `off` (the default) for a listener that is not started. */
+  | { type: 'optionalPort' }
+  /** Repeatable flag; the environment variable takes a comma-separated list. */
+  | { type: 'list'; item: 'address' | 'url' | 'string' };
 
 interface Setting<T> {
   kind: Kind;
@@ -31,6 +35,10 @@ const boolean = { type: 'boolean' } as const;
 const port = { type: 'integer', min: 0, max: 65535 } as const;
 const count = (min: number, max: number) => ({ type: 'integer', min, max }) as const;
 const duration = (min = 0) => ({ type: 'duration', min }) as const;
+const list = (item: 'address' | 'url' | 'string') => ({ type: 'list', item }) as const;
+const NONE: readonly string[] = [];
+/** The value of an optionalPort setting that is off. */
+export const PORT_OFF = -1;
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -236,6 +244,70 @@ export const settings = {
     kind: duration(100), default: 5 * SECOND, commands: SERVE,
     doc: 'How long ?verify=true waits for the atServer\'s TLS handshake.',
   },
+  httpsPort: {
+    kind: { type: 'optionalPort' }, default: PORT_OFF, commands: SERVE,
+    doc: 'HTTPS lookups (GET /alice answers host:port) on this port, with the lookup port\'s certificate, cache and limits; `off` by default, 0 picks any free port.',
+  },
+  httpsHost: {
+    kind: string, default: '::', commands: SERVE,
+    doc: 'Address the HTTPS lookup server binds when --https-port is set.',
+  },
+  upstream: {
+    kind: list('address'), default: NONE, commands: SERVE,
+    doc: 'Root directory (host:port) asked for atsigns with no local record; repeat for failover, tried in order. Local records, suspensions included, always win.',
+  },
+  upstreamCa: {
+    kind: path, default: '', commands: SERVE,
+    doc: 'PEM file of certificate authorities trusted for --upstream instead of the public roots.',
+  },
+  upstreamInsecure: {
+    kind: boolean, default: false, commands: SERVE,
+    doc: 'Skip certificate verification of --upstream (testing only; logged as a warning at start).',
+  },
+  upstreamConnections: {
+    kind: count(1, 64), default: 2, commands: SERVE,
+    doc: 'Kept-open TLS connections per upstream and lookup process, so a forwarded lookup costs no handshake.',
+  },
+  upstreamTimeout: {
+    kind: duration(100), default: 2 * SECOND, commands: SERVE,
+    doc: 'Longest wait for an upstream answer before trying the next upstream; the client gets `null` well inside the SDKs\' timeouts.',
+  },
+  upstreamMaxInflight: {
+    kind: count(1, 1_000_000), default: 256, commands: SERVE,
+    doc: 'Upstream queries in flight per lookup process; beyond it a lookup that would need one answers `null` at once.',
+  },
+  upstreamCacheMaxEntries: {
+    kind: count(1, 100_000_000), default: 100_000, commands: SERVE,
+    doc: 'Capacity of the cache of upstream answers, positive and negative together.',
+  },
+  upstreamCacheTtl: {
+    kind: duration(SECOND), default: 5 * MINUTE, commands: SERVE,
+    doc: 'Age after which an upstream answer is asked again; while the upstream is unreachable it is served for --cache-max-stale more.',
+  },
+  upstreamCacheNegativeTtl: {
+    kind: duration(0), default: 30 * SECOND, commands: SERVE,
+    doc: 'Age after which an upstream `null` is asked again.',
+  },
+  signingKey: {
+    kind: path, default: '', commands: SERVE,
+    doc: 'PEM Ed25519 private key that signs the change feed and snapshots; when empty, one is generated under --data-dir and kept.',
+  },
+  mirror: {
+    kind: list('url'), default: NONE, commands: SERVE,
+    doc: 'Admin API URL of a directory to mirror (its snapshot, then its change feed); repeat for several sources, the first listed winning a shared atsign. A mirror takes no registrar writes.',
+  },
+  mirrorKey: {
+    kind: list('string'), default: NONE, commands: SERVE,
+    doc: 'Public Ed25519 key (base64, as GET /v1/identity publishes it) of each --mirror, in the same order; an entry that fails verification is refused.',
+  },
+  mirrorToken: {
+    kind: list('string'), default: NONE, commands: SERVE,
+    doc: 'API key (scope read) for each --mirror, in the same order. Prefer the environment variable: flags show in process listings.',
+  },
+  mirrorRetry: {
+    kind: duration(100), default: 30 * SECOND, commands: SERVE,
+    doc: 'Longest pause between attempts to reach an unreachable mirror source (backoff starts at 250ms); lookups keep being answered meanwhile.',
+  },
   registrar: {
     kind: string, default: '', commands: ['keys', 'import'],
     doc: 'keys create: the registrar the key acts for. import: the owner of atsigns the import creates (default: none, so only admin keys manage them).',
@@ -264,11 +336,12 @@ export const settings = {
     kind: duration(10), default: 10 * SECOND, commands: LOOKUP,
     doc: 'Give up on the lookup after this long.',
   },
-} satisfies Record<string, Setting<string | number | boolean>>;
+} satisfies Record<string, Setting<string | number | boolean | readonly string[]>>;
 
 type Settings = typeof settings;
 export type SettingName = keyof Settings;
 export type Config = { -readonly [K in SettingName]: Settings[K]['default'] };
+type Value = Config[SettingName];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -294,7 +367,7 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-function parseValue(name: SettingName, raw: string, source: string): string | number | boolean {
+function parseValue(name: SettingName, raw: string, source: string): Exclude<Value, readonly string[]> {
   const setting: Setting<unknown> = settings[name];
   const fail = (expected: string): never => {
     throw new ConfigError(`invalid ${source}: expected ${expected}, got ${JSON.stringify(raw)}`);
@@ -325,7 +398,35 @@ function parseValue(name: SettingName, raw: string, source: string): string | nu
     case 'address':
       if (!parseAddress(raw)) return fail('host:port with a port from 1 to 65535');
       return raw;
+    case 'optionalPort': {
+      if (raw === 'off') return PORT_OFF;
+      const value = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
+      if (!(value <= 65535)) return fail('a port from 0 to 65535, or off');
+      return value;
+    }
+    case 'list':
+      return parseListItem(kind.item, raw, fail);
   }
+}
+
+function parseListItem(item: 'address' | 'url' | 'string', raw: string, fail: (expected: string) => never): string {
+  if (raw === '') return fail('a value');
+  if (item === 'address' && !parseAddress(raw)) return fail('host:port with a port from 1 to 65535');
+  if (item === 'url') {
+    let url: URL | undefined;
+    try {
+      url = new URL(raw);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return fail('an http:// or https:// URL');
+  }
+  return raw;
+}
+
+/** A list setting from its environment variable: comma-separated, each item validated. */
+function parseList(name: SettingName, raw: string, source: string): string[] {
+  return raw.split(',').map((item) => String(parseValue(name, item.trim(), source)));
 }
 
 /** Splits `host:port` (IPv6 hosts in brackets). */
@@ -362,16 +463,18 @@ export function parseCommandLine(
   const config = Object.fromEntries(
     Object.entries(settings).map(([name, setting]) => [name, setting.default]),
   ) as Config;
-  const assign = (name: SettingName, value: string | number | boolean) => {
+  const assign = (name: SettingName, value: Value) => {
     (config as Record<SettingName, unknown>)[name] = value;
   };
+  const isList = (name: SettingName) => settings[name].kind.type === 'list';
+  const listsFromFlags = new Set<SettingName>();
 
   for (const name of accepted) {
     const setting: Setting<unknown> = settings[name];
     for (const variable of [envOf(name), ...(setting.envAliases ?? [])]) {
       const raw = env[variable];
       if (raw !== undefined && raw !== '') {
-        assign(name, parseValue(name, raw, variable));
+        assign(name, isList(name) ? parseList(name, raw, variable) : parseValue(name, raw, variable));
         break;
       }
     }
@@ -410,6 +513,13 @@ export function parseCommandLine(
     }
     const raw = inline ?? argv[++i];
     if (raw === undefined) throw new ConfigError(`option ${flag} needs a value`);
+    if (isList(name)) {
+      // Repeated flags accumulate, and replace (rather than extend) the environment's list.
+      const previous = listsFromFlags.has(name) ? (config[name] as readonly string[]) : [];
+      listsFromFlags.add(name);
+      assign(name, [...previous, String(parseValue(name, raw, flag))]);
+      continue;
+    }
     assign(name, parseValue(name, raw, flag));
   }
 
@@ -430,16 +540,35 @@ function checkCombinations(command: CommandName, config: Config): void {
   if (command === 'lookup' && config.ca && config.insecure) {
     throw new ConfigError('--ca and --insecure exclude each other');
   }
+  if (command === 'serve') checkFederation(config);
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(config.logLevel)) {
     throw new ConfigError(`invalid --log-level: expected fatal, error, warn, info, debug or trace, got ${JSON.stringify(config.logLevel)}`);
+  }
+}
+
+function checkFederation(config: Config): void {
+  if (config.upstreamCa && config.upstreamInsecure) {
+    throw new ConfigError('--upstream-ca and --upstream-insecure exclude each other');
+  }
+  if (config.mirrorKey.length !== config.mirror.length) {
+    throw new ConfigError(`--mirror-key: expected one key per --mirror (${config.mirror.length}), got ${config.mirrorKey.length}`);
+  }
+  if (config.mirrorToken.length !== config.mirror.length) {
+    throw new ConfigError(`--mirror-token: expected one API key per --mirror (${config.mirror.length}), got ${config.mirrorToken.length}`);
+  }
+  const keyPattern = /^[A-Za-z0-9+/]{43}=$/;
+  const badKey = config.mirrorKey.find((key) => !keyPattern.test(key));
+  if (badKey !== undefined) {
+    throw new ConfigError(`invalid --mirror-key: expected a 32-byte Ed25519 public key in base64 (as GET /v1/identity publishes it), got ${JSON.stringify(badKey)}`);
   }
 }
 
 function describeDefault(name: SettingName): string {
   const setting: Setting<unknown> = settings[name];
   const value = setting.default;
-  if (value === '' || value === false) return '';
+  if (value === '' || value === false || (Array.isArray(value) && value.length === 0)) return '';
   if (setting.kind.type === 'duration') return ` (default ${formatDuration(value as number)})`;
+  if (setting.kind.type === 'optionalPort' && value === PORT_OFF) return ' (default off)';
   return ` (default ${String(value)})`;
 }
 
@@ -450,9 +579,18 @@ export function describeOptions(command: CommandName): string {
       const setting: Setting<unknown> = settings[name];
       const aliases = [envOf(name), ...(setting.envAliases ?? [])].join(', ');
       const flag = setting.kind.type === 'boolean' && setting.default === true ? `--no-${flagOf(name).slice(2)}` : flagOf(name);
-      return `  ${flag}  [${aliases}]${describeDefault(name)}\n      ${setting.doc}`;
+      const repeat = setting.kind.type === 'list' ? ' (repeatable; comma-separated in the variable)' : '';
+      return `  ${flag}  [${aliases}]${describeDefault(name)}${repeat}\n      ${setting.doc}`;
     })
     .join('\n');
+}
+
+function shownDefault(setting: Setting<unknown>): string {
+  const value = setting.default;
+  if (value === '' || (Array.isArray(value) && value.length === 0)) return '—';
+  if (setting.kind.type === 'duration') return formatDuration(value as number);
+  if (setting.kind.type === 'optionalPort' && value === PORT_OFF) return 'off';
+  return String(value);
 }
 
 /** docs/configuration.md, generated from the declarations (a test keeps the file in step). */
@@ -463,7 +601,7 @@ export function configurationReference(): string {
       const setting: Setting<unknown> = settings[name];
       const variables = [envOf(name), ...(setting.envAliases ?? [])].map((variable) => `\`${variable}\``).join(', ');
       const value = setting.default;
-      const shown = value === '' ? '—' : setting.kind.type === 'duration' ? formatDuration(value as number) : String(value);
+      const shown = shownDefault(setting);
       return `| \`${flagOf(name)}\` | ${variables} | \`${shown}\` | ${setting.doc.replace(/\|/g, '\\|')} |`;
     });
     return [`## atdirectory ${command}`, '', '| flag | environment | default | meaning |', '|---|---|---|---|', ...rows].join('\n');

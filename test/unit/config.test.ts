@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configurationReference, describeOptions, envOf, flagOf, parseAddress, parseCommandLine } from '../../src/config.js';
+import { ConfigError, configurationReference, describeOptions, envOf, flagOf, parseAddress, parseCommandLine, PORT_OFF } from '../../src/config.js';
 
 describe('configuration', () => {
   it('derives flag and environment names from one declaration', () => {
@@ -71,12 +71,46 @@ describe('configuration', () => {
     expect(parseAddress('host:0')).toBeUndefined();
   });
 
+  const KEY = Buffer.alloc(32, 7).toString('base64');
+
+  it('accumulates repeated list flags, and reads lists from the environment comma-separated', () => {
+    const fromFlags = parseCommandLine('serve', ['--upstream', 'a.example:64', '--upstream=[::1]:6464'], { ATDIR_UPSTREAM: 'ignored.example:64' });
+    expect(fromFlags.config.upstream).toEqual(['a.example:64', '[::1]:6464']);
+    expect(parseCommandLine('serve', [], { ATDIR_UPSTREAM: 'a.example:64, b.example:64' }).config.upstream).toEqual(['a.example:64', 'b.example:64']);
+    expect(parseCommandLine('serve', [], {}).config.upstream).toEqual([]);
+    const mirrored = parseCommandLine('serve', ['--mirror', 'https://central:8064', '--mirror-key', KEY], { ATDIR_MIRROR_TOKEN: 'atd_a_b' });
+    expect(mirrored.config).toMatchObject({ mirror: ['https://central:8064'], mirrorKey: [KEY], mirrorToken: ['atd_a_b'] });
+  });
+
+  it('takes --https-port as a port or off, off by default', () => {
+    expect(parseCommandLine('serve', [], {}).config.httpsPort).toBe(PORT_OFF);
+    expect(parseCommandLine('serve', ['--https-port', '0'], {}).config.httpsPort).toBe(0);
+    expect(parseCommandLine('serve', [], { ATDIR_HTTPS_PORT: '8443' }).config.httpsPort).toBe(8443);
+    expect(parseCommandLine('serve', ['--https-port', 'off'], { ATDIR_HTTPS_PORT: '8443' }).config.httpsPort).toBe(PORT_OFF);
+  });
+
+  const invalidFederation: Array<[string, string[], Record<string, string>, string]> = [
+    ['a malformed upstream', ['--upstream', 'root.atsign.org'], {}, 'invalid --upstream: expected host:port with a port from 1 to 65535, got "root.atsign.org"'],
+    ['an empty upstream in the list', [], { ATDIR_UPSTREAM: 'a.example:64,' }, 'invalid ATDIR_UPSTREAM: expected a value, got ""'],
+    ['an upstream CA with verification off', ['--upstream-ca', 'ca.pem', '--upstream-insecure'], {}, '--upstream-ca and --upstream-insecure exclude each other'],
+    ['a mirror that is not a URL', ['--mirror', 'central:8064'], {}, 'invalid --mirror: expected an http:// or https:// URL, got "central:8064"'],
+    ['a mirror without its key', ['--mirror', 'https://c:8064', '--mirror-token', 't'], {}, '--mirror-key: expected one key per --mirror (1), got 0'],
+    ['a mirror without its token', ['--mirror', 'https://c:8064', '--mirror-key', KEY], {}, '--mirror-token: expected one API key per --mirror (1), got 0'],
+    ['a mirror key that is not a public key', ['--mirror', 'https://c:8064', '--mirror-key', 'abc', '--mirror-token', 't'], {}, 'invalid --mirror-key: expected a 32-byte Ed25519 public key in base64 (as GET /v1/identity publishes it), got "abc"'],
+    ['an HTTPS port out of range', ['--https-port', '70000'], {}, 'invalid --https-port: expected a port from 0 to 65535, or off, got "70000"'],
+  ];
+  it.each(invalidFederation)('refuses %s, naming the setting', (_name, argv, env, message) => {
+    expect(() => parseCommandLine('serve', argv, env)).toThrow(new ConfigError(message));
+  });
+
   it('documents every option of a command with its variable and default', () => {
     const help = describeOptions('serve');
     expect(help).toContain('--lookup-port  [ATDIR_LOOKUP_PORT] (default 64)');
     expect(help).toContain('--database-url  [ATDIR_DATABASE_URL, DATABASE_URL]');
     expect(help).toContain('--miss-window  [ATDIR_MISS_WINDOW] (default 1m)');
     expect(help).toContain('--no-migrate');
+    expect(help).toContain('--https-port  [ATDIR_HTTPS_PORT] (default off)');
+    expect(help).toContain('--upstream  [ATDIR_UPSTREAM] (repeatable; comma-separated in the variable)');
   });
 });
 
