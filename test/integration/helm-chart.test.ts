@@ -316,6 +316,16 @@ describe.skipIf(!hasGo)(hasGo ? 'helm/atdirectory rendered' : 'helm/atdirectory 
     expect(env.find((variable) => variable.name === 'ATDIR_TLS_TICKET_KEYS')?.value).toBe('/etc/atdirectory/ticket-keys/ticket.keys');
   });
 
+  it('production: every pod signs the feed with the one key from its Secret; without it, no variable is set', () => {
+    const pod = only<IDeployment>('values-production.yaml', 'Deployment').spec!.template.spec!;
+    const container = pod.containers[0]!;
+    expect(container.env!.find((variable) => variable.name === 'ATDIR_SIGNING_KEY')?.value).toBe('/etc/atdirectory/signing-key/signing-key.pem');
+    expect(container.volumeMounts).toContainEqual({ name: 'signing-key', mountPath: '/etc/atdirectory/signing-key', readOnly: true });
+    expect(pod.volumes).toContainEqual({ name: 'signing-key', secret: { secretName: 'atdirectory-signing-key', defaultMode: 0o440 } });
+    const minimal = only<IDeployment>('values-minimal.yaml', 'Deployment').spec!.template.spec!.containers[0]!;
+    expect(minimal.env!.map((variable) => variable.name)).not.toContain('ATDIR_SIGNING_KEY');
+  });
+
   it('production: scrapes the ops Service as job="atdirectory", which the alert rules expect', () => {
     type ServiceMonitor = { spec: { selector: { matchLabels: Record<string, string> }; endpoints: unknown[] } };
     const monitor = only<ServiceMonitor>('values-production.yaml', 'ServiceMonitor');
@@ -360,7 +370,10 @@ describe.skipIf(!hasGo)(hasGo ? 'helm/atdirectory rendered' : 'helm/atdirectory 
     expect(notes).toContain('atdirectory lookup @alice --root');
     expect(notes).toContain('atdirectory keys create --registrar admin --scope admin');
     expect(notes).toContain('WARNING: no certificate is configured');
-    expect(render(renderer, [valuesFile('values-production.yaml')], 'notes')).not.toContain('WARNING');
+    expect(notes).toContain('No signingKey.existingSecret: each pod signs the change feed with a key of its own');
+    const production = render(renderer, [valuesFile('values-production.yaml')], 'notes');
+    expect(production).not.toContain('WARNING');
+    expect(production).not.toContain('signingKey');
   });
 
   describe.skipIf(!hasHelm)('with a real helm', () => {
