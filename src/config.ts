@@ -66,7 +66,7 @@ export const settings = {
   },
   dataDir: {
     kind: path, default: './.atdirectory', commands: DATABASE,
-    doc: 'Directory for the embedded PostgreSQL and the generated development certificate.',
+    doc: 'Directory for the embedded PostgreSQL, the generated development certificate and the generated feed signing key.',
   },
   migrate: {
     kind: boolean, default: true, commands: SERVE,
@@ -561,6 +561,11 @@ function checkFederation(config: Config): void {
   if (badKey !== undefined) {
     throw new ConfigError(`invalid --mirror-key: expected a 32-byte Ed25519 public key in base64 (as GET /v1/identity publishes it), got ${JSON.stringify(badKey)}`);
   }
+  // A source is known by its URL and trusted by its key: one given twice would be followed twice.
+  const repeatedUrl = config.mirror.find((url, index) => config.mirror.indexOf(url) !== index);
+  if (repeatedUrl !== undefined) throw new ConfigError(`--mirror ${repeatedUrl} is given twice`);
+  const repeatedKey = config.mirrorKey.find((key, index) => config.mirrorKey.indexOf(key) !== index);
+  if (repeatedKey !== undefined) throw new ConfigError(`--mirror-key ${repeatedKey} is given for two sources; give each source once`);
 }
 
 function describeDefault(name: SettingName): string {

@@ -6,8 +6,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError, type FastifyReply, type FastifyInstance, type FastifyBaseLogger, type RawServerDefault, type RawRequestDefaultExpression, type RawReplyDefaultExpression } from 'fastify';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { ChangeFeed, type ChangeFeedOptions } from '../feed/feed.js';
+import type { SigningKey } from '../feed/signing.js';
 import { ImportInterrupted, importRecords, type ImportOptions, type ImportReport } from '../import/importer.js';
 import { ImportTooLarge } from '../import/lines.js';
+import { BlockStore } from '../mirror/blocks.js';
+import type { MirrorState } from '../mirror/mirror.js';
 import { ApiKeyStore } from '../store/api-keys.js';
 import { AtsignStore } from '../store/atsigns.js';
 import { isDatabaseUnavailable } from '../store/unavailable.js';
@@ -15,8 +19,11 @@ import { authenticate } from './auth.js';
 import { adminAuthFailures, adminRequestDuration, adminRequests } from './metrics.js';
 import { PROBLEMS, ProblemError, problemTypeUri, type ProblemType } from './problems.js';
 import { atsignRoutes } from './routes/atsigns.js';
+import { blockRoutes } from './routes/blocks.js';
+import { feedRoutes, identityRoutes } from './routes/feed.js';
 import { importRoutes, reportBody } from './routes/import.js';
 import { keyRoutes } from './routes/keys.js';
+import { mirrorRoutes, refuseRegistrarWrites } from './routes/mirror.js';
 import { verifyAtServer } from './verify.js';
 
 export type AdminApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -34,6 +41,14 @@ export interface AdminOptions {
   verifyCa?: string | Buffer;
   verifyTimeoutMs: number;
   version: string;
+  /** Signs the change feed and snapshots. */
+  signingKey: SigningKey;
+  /** Connections that snapshot streams hold while their clients read (at least MAX_SNAPSHOT_STREAMS); `pool` when absent. */
+  snapshotPool?: pg.Pool;
+  /** Change-feed timings and limits; the defaults suit production. */
+  feed?: Pick<ChangeFeedOptions, 'probeIntervalMs' | 'keepaliveMs' | 'maxBufferedBytes'>;
+  /** Set when this directory mirrors others (--mirror): registrar writes are refused, blocks allowed. */
+  mirror?: MirrorState;
 }
 
 /** What routes are given: stores and the verification, never the pool itself. */
@@ -42,6 +57,8 @@ export interface AdminDependencies {
   keys: ApiKeyStore;
   verify: (host: string, port: number) => Promise<void>;
   importRecords: (source: AsyncIterable<Buffer | string>, options: ImportOptions) => Promise<ImportReport>;
+  feed: ChangeFeed;
+  blocks: BlockStore;
 }
 
 /** Any error as a problem: declared ones as they are, framework and database errors mapped. */
@@ -119,7 +136,13 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
     keys: new ApiKeyStore(options.pool),
     verify: (host, port) => verifyAtServer(host, port, { ca: options.verifyCa, timeoutMs: options.verifyTimeoutMs }),
     importRecords: (source, importOptions) => importRecords(options.pool, source, importOptions),
+    blocks: new BlockStore(options.pool),
+    feed: new ChangeFeed({ pool: options.pool, snapshotPool: options.snapshotPool ?? options.pool, signingKey: options.signingKey, logger: options.logger, ...options.feed }),
   };
+  // The feed follows the horizon while the app serves; closing ends its streams, which would
+  // otherwise keep the server from closing.
+  app.addHook('onReady', () => dependencies.feed.start());
+  app.addHook('preClose', async () => dependencies.feed.stop());
 
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
@@ -162,8 +185,10 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
     return { type: problemTypeUri(slug as ProblemType), ...PROBLEMS[slug as ProblemType] };
   });
 
+  identityRoutes(app, dependencies);
   await app.register(async (v1) => {
     v1.addHook('onRequest', authenticate(dependencies.keys, (reason) => adminAuthFailures.inc({ reason })));
+    if (options.mirror) v1.addHook('onRequest', refuseRegistrarWrites);
     // Per key, after authentication, so one registrar cannot use up another's allowance.
     await v1.register(rateLimit, {
       max: options.rateLimit,
@@ -175,6 +200,9 @@ export async function buildAdminApp(options: AdminOptions): Promise<AdminApp> {
     });
     atsignRoutes(v1 as AdminApp, dependencies);
     keyRoutes(v1 as AdminApp, dependencies);
+    feedRoutes(v1 as AdminApp, dependencies);
+    blockRoutes(v1 as AdminApp, dependencies, options.mirror);
+    mirrorRoutes(v1 as AdminApp, options.mirror);
     // In a scope of its own, so that only the import route accepts NDJSON and CSV bodies.
     await v1.register(async (imports) => importRoutes(imports as AdminApp, dependencies, options.importLimit));
   });

@@ -139,3 +139,37 @@ export const ImportReport = Type.Object({
   errors: Type.Array(ImportLineError, { description: 'At most 1000.' }),
   errorsTruncated: Type.Boolean(),
 });
+
+export const ChangesQuery = Type.Object(
+  {
+    after: Type.Optional(Type.String({ description: 'Changes with a higher version than this (an integer from 0; default 0). Last-Event-ID takes precedence on a stream.' })),
+    limit: Type.Optional(Type.String({ description: 'Page size, 1–10000; default 1000. Not used by a stream.' })),
+  },
+  { additionalProperties: false },
+);
+export type ChangesQuery = Static<typeof ChangesQuery>;
+
+export const FeedChange = Type.Object(
+  {
+    version: Type.Integer(),
+    atsign: Type.String(),
+    host: Type.Union([Type.String(), Type.Null()], { description: 'null for a deletion' }),
+    port: Type.Union([Type.Integer(), Type.Null()], { description: 'null for a deletion' }),
+    status: Type.Union([Type.Literal('active'), Type.Literal('suspended'), Type.Null()], { description: 'null for a deletion; a suspended atsign answers null' }),
+    changedAt: Type.String({ format: 'date-time' }),
+    signature: Type.String({ description: 'Ed25519, base64, over the UTF-8 JSON array ["atdirectory.change.v1", version, atsign, host, port, status, changedAt].' }),
+  },
+  { description: 'A signed change' },
+);
+
+export const ChangePage = Type.Object({
+  changes: Type.Array(FeedChange, { description: 'In version order, after < version <= settled.' }),
+  next: Type.Integer({ description: 'Pass as ?after= for the next page: the last version returned when the page is full, otherwise settled.' }),
+  settled: Type.Integer({ description: 'The settled horizon: every change up to it has committed.' }),
+});
+
+export const Identity = Type.Object({
+  algorithm: Type.Literal('Ed25519'),
+  publicKey: Type.String({ description: 'The raw 32-byte public key, base64: what --mirror-key takes.' }),
+  keyId: Type.String({ description: 'First 16 hex digits of the SHA-256 of the raw key.' }),
+});

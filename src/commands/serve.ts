@@ -3,6 +3,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { Mirror, withMirrorReadiness } from '../mirror/mirror.js';
 import { createLogger } from '../ops/logger.js';
 import { registry } from '../ops/registry.js';
 import { OpsServer, type Readiness } from '../ops/server.js';
@@ -14,6 +15,7 @@ import { openDatabase, type Database } from '../serve/database.js';
 import { startLookupProcess, type LookupProcess } from '../serve/lookup-process.js';
 import { developmentCertificate, loadCertificate, type CertificatePair } from '../tls/certificate.js';
 import { randomTicketKeys, readTicketKeys } from '../tls/ticket-keys.js';
+import { newInstanceId } from '../upstream/loop.js';
 
 /** What the primary prepared, handed to each worker so they share one database and certificate. */
 interface Prepared {
@@ -22,11 +24,18 @@ interface Prepared {
   keyPath: string;
   /** Base64: from --tls-ticket-keys, or random for this process group. */
   ticketKeys: string;
+  /** Random for this process group: each of its lookup processes recognises the group's upstream loop probe. */
+  instanceId: string;
 }
 
 const PREPARED_ENV = 'ATDIR_PREPARED';
 
-type WorkerMessage = { type: 'listening'; host: string; port: number } | { type: 'failed'; message: string };
+interface BoundAddress {
+  host: string;
+  port: number;
+}
+
+type WorkerMessage = ({ type: 'listening'; https: BoundAddress | null } & BoundAddress) | { type: 'failed'; message: string };
 
 /**
  * `atdirectory serve`. The process that starts is the primary: it opens the database (starting the
@@ -54,17 +63,31 @@ export async function serve(config: Config): Promise<void> {
     await database.stop();
     throw error;
   }
-  const prepared: Prepared = { databaseUrl: database.url, certPath: certificate.certPath, keyPath: certificate.keyPath, ticketKeys: ticketKeys.toString('base64') };
+  const prepared: Prepared = { databaseUrl: database.url, certPath: certificate.certPath, keyPath: certificate.keyPath, ticketKeys: ticketKeys.toString('base64'), instanceId: newInstanceId() };
   const lookup =
     config.workers === 1
-      ? await startInProcess(config, prepared.databaseUrl, certificate, ticketKeys, logger, database)
+      ? await startInProcess(config, prepared.databaseUrl, certificate, ticketKeys, logger, database, prepared.instanceId)
       : await startWorkers(config, prepared, logger, database);
+
+  // Sources are followed by the primary alone; every lookup process sees what it applies through
+  // the database and its notifications.
+  let mirror: Mirror | undefined;
+  if (config.mirror.length > 0) {
+    try {
+      mirror = await Mirror.start(config, database.url, logger);
+    } catch (error) {
+      await lookup.stop();
+      await database.stop();
+      throw error;
+    }
+  }
 
   let admin: AdminServer | undefined;
   if (config.admin) {
     try {
-      admin = await startAdminServer(config, database.url, logger);
+      admin = await startAdminServer(config, database.url, logger, mirror);
     } catch (error) {
+      await mirror?.stop();
       await lookup.stop();
       await database.stop();
       throw error;
@@ -79,11 +102,13 @@ export async function serve(config: Config): Promise<void> {
     applicationName: 'atdirectory-readiness',
     logger,
   });
-  readiness = readinessCheck({ pool: checkPool, listening: lookup.listening, tls: () => true });
+  const serving = readinessCheck({ pool: checkPool, listening: lookup.listening, tls: () => true });
+  readiness = mirror ? withMirrorReadiness(serving, mirror) : serving;
 
   logger.info(
     {
       lookup: { host: lookup.host, port: lookup.port, workers: config.workers },
+      https: lookup.https,
       ops: opsAddress ? { host: opsAddress.address, port: opsAddress.port } : null,
       admin: admin ? { host: admin.address.address, port: admin.address.port, docs: `http://${formatHost(admin.address.address)}:${admin.address.port}/docs` } : null,
       database: database.description,
@@ -101,6 +126,7 @@ export async function serve(config: Config): Promise<void> {
   onShutdownSignal(logger, async () => {
     ops?.beginShutdown();
     await admin?.stop();
+    await mirror?.stop();
     await lookup.stop();
     await checkPool.end();
     await database.stop();
@@ -121,6 +147,8 @@ async function certificateFor(config: Config, logger: Logger): Promise<Certifica
 interface RunningLookup {
   host: string;
   port: number;
+  /** Where HTTPS lookups are served, or null when --https-port is off. */
+  https: BoundAddress | null;
   /** Whether every lookup process follows changes. */
   listening(): Promise<boolean>;
   stop(): Promise<void>;
@@ -142,10 +170,11 @@ async function startInProcess(
   ticketKeys: Buffer,
   logger: Logger,
   database: Database,
+  instanceId: string,
 ): Promise<RunningLookup> {
   let process: LookupProcess;
   try {
-    process = await startLookupProcess(config, databaseUrl, certificate, ticketKeys, logger);
+    process = await startLookupProcess(config, databaseUrl, certificate, ticketKeys, logger, instanceId);
   } catch (error) {
     await database.stop();
     throw error;
@@ -153,6 +182,7 @@ async function startInProcess(
   return {
     host: process.address.address,
     port: process.address.port,
+    https: boundHttps(process),
     listening: async () => process.listening(),
     stop: () => process.stop(),
   };
@@ -169,7 +199,7 @@ async function startWorkers(config: Config, prepared: Prepared, logger: Logger, 
     worker.on('error', (error) => logger.debug({ err: error, worker: worker.process.pid }, 'message to a lookup worker failed'));
     return worker;
   };
-  const listening = new Promise<{ host: string; port: number }>((resolveListening, reject) => {
+  const listening = new Promise<Extract<WorkerMessage, { type: 'listening' }>>((resolveListening, reject) => {
     let ready = 0;
     cluster.on('message', (worker, message: WorkerMessage) => {
       if (message.type === 'failed') reject(new Error(message.message));
@@ -188,7 +218,7 @@ async function startWorkers(config: Config, prepared: Prepared, logger: Logger, 
     });
   });
   for (let i = 0; i < config.workers; i++) fork();
-  let address: { host: string; port: number };
+  let address: Extract<WorkerMessage, { type: 'listening' }>;
   try {
     address = await listening;
   } catch (error) {
@@ -229,7 +259,7 @@ async function serveAsWorker(config: Config): Promise<void> {
   let lookup: LookupProcess;
   try {
     const certificate = await loadCertificate(prepared.certPath, prepared.keyPath);
-    lookup = await startLookupProcess(config, prepared.databaseUrl, certificate, Buffer.from(prepared.ticketKeys, 'base64'), logger);
+    lookup = await startLookupProcess(config, prepared.databaseUrl, certificate, Buffer.from(prepared.ticketKeys, 'base64'), logger, prepared.instanceId);
   } catch (error) {
     process.send?.({ type: 'failed', message: (error as Error).message } satisfies WorkerMessage);
     throw error;
@@ -238,7 +268,7 @@ async function serveAsWorker(config: Config): Promise<void> {
     metrics: () => registry.getMetricsAsJSON(),
     status: async () => ({ listening: lookup.listening() }),
   });
-  process.send?.({ type: 'listening', host: lookup.address.address, port: lookup.address.port } satisfies WorkerMessage);
+  process.send?.({ type: 'listening', host: lookup.address.address, port: lookup.address.port, https: boundHttps(lookup) } satisfies WorkerMessage);
   const stop = async () => {
     await lookup.stop();
     process.exit(0);
@@ -276,6 +306,10 @@ function onShutdownSignal(logger: Logger, shutdown: () => Promise<void>): void {
   };
   process.on('SIGTERM', handle);
   process.on('SIGINT', handle);
+}
+
+function boundHttps(lookup: LookupProcess): BoundAddress | null {
+  return lookup.https ? { host: lookup.https.address.address, port: lookup.https.address.port } : null;
 }
 
 function formatHost(host: string): string {

@@ -14,11 +14,21 @@ interface Flight {
   announced?: DirectoryChange;
 }
 
+/** Answers keys that have no local record, e.g. by asking upstream roots (src/upstream). */
+export interface FallbackSource {
+  resolve(key: string): Resolution | Promise<Resolution>;
+}
+
 export interface DirectoryResolverOptions {
   source: RecordSource;
   cache: AnswerCache;
   /** Called when the record source fails; the lookup still gets an answer. */
   onSourceError: (error: unknown, atsign: string) => void;
+  /**
+   * Asked only when the local answer is "no record": a local record, active or suspended, always
+   * wins, and one created later takes over at once because the local cache is consulted first.
+   */
+  fallback?: FallbackSource;
 }
 
 /**
@@ -30,12 +40,14 @@ export class DirectoryResolver {
   private readonly source: RecordSource;
   private readonly cache: AnswerCache;
   private readonly onSourceError: DirectoryResolverOptions['onSourceError'];
+  private readonly fallback: FallbackSource | undefined;
   private readonly inFlight = new Map<string, Flight>();
 
   constructor(options: DirectoryResolverOptions) {
     this.source = options.source;
     this.cache = options.cache;
     this.onSourceError = options.onSourceError;
+    this.fallback = options.fallback;
   }
 
   /**
@@ -50,16 +62,19 @@ export class DirectoryResolver {
     if (entry) {
       if (this.cache.isFresh(entry)) {
         cacheHits.inc();
-        return entry;
+        return entry.result === 'not_found' && this.fallback !== undefined ? this.fallback.resolve(key) : entry;
       }
       if (this.cache.isServable(entry)) {
         cacheStaleServed.inc();
         void this.read(key);
-        return entry;
+        return entry.result === 'not_found' && this.fallback !== undefined ? this.fallback.resolve(key) : entry;
       }
     }
     cacheMisses.inc();
-    return this.read(key);
+    const fallback = this.fallback;
+    if (fallback === undefined) return this.read(key);
+    // A failed read is not "no record": the key might be suspended here, so it is not forwarded.
+    return this.read(key).then((resolution) => (resolution.result === 'not_found' ? fallback.resolve(key) : resolution));
   }
 
   /**

@@ -65,7 +65,7 @@ export const rejectedBy: Record<RejectionReason, { inc(): void }> = {
 
 export const handshakes = new Counter({
   name: 'atdirectory_tls_handshakes_total',
-  help: 'Completed TLS handshakes on the lookup port, by protocol version and whether the session was resumed.',
+  help: 'Completed TLS handshakes on the lookup and HTTPS ports, by protocol version and whether the session was resumed.',
   labelNames: ['version', 'resumed'] as const,
   registers: [registry],
 });

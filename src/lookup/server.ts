@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Admission, type AdmissionOptions } from './admission.js';
 import { LookupConnection, type AnswerSource, type LookupConnectionOptions } from './connection.js';
 import { connectionsOpen, connectionsTotal, handshakeFailuresBy, handshakes, rejectedBy } from './metrics.js';
+import { handshakeFailure, MIN_TLS_VERSION } from '../tls/policy.js';
 
 export interface LookupServerOptions {
   host: string;
@@ -19,9 +20,6 @@ export interface LookupServerOptions {
   connection: LookupConnectionOptions;
   logger: Logger;
 }
-
-/** The TLS versions and ciphers offered: Node's defaults (forward-secret AEAD suites only) from TLS 1.2 up. */
-const MIN_TLS_VERSION = 'TLSv1.2';
 
 /**
  * The port-64 server. A plain TCP listener accepts and applies the admission limits before any TLS
@@ -175,11 +173,6 @@ export class LookupServer {
   }
 }
 
-function handshakeFailure(error: NodeJS.ErrnoException): 'timeout' | 'closed' | 'protocol' {
-  if (error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
-  if (error.code === 'ECONNRESET' || /socket disconnected|hang up/i.test(error.message)) return 'closed';
-  return 'protocol';
-}
 
 function describeBindError(error: NodeJS.ErrnoException, host: string, port: number): Error {
   const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AnswerCache } from '../directory/cache.js';
 import { DirectoryResolver } from '../directory/resolver.js';
+import type { HttpsLookupServer } from '../https/server.js';
+import { httpsLookupServer } from '../https/setup.js';
 import { certificateExpiry } from '../lookup/metrics.js';
 import { LookupServer } from '../lookup/server.js';
 import { trimChangeLog } from '../store/change-log.js';
@@ -11,11 +13,15 @@ import { createPool } from '../store/pool.js';
 import { PostgresRecordSource } from '../store/records.js';
 import type { CertificatePair } from '../tls/certificate.js';
 import { watchTlsFiles } from '../tls/watch.js';
+import { newInstanceId } from '../upstream/loop.js';
+import { setupUpstreams } from '../upstream/setup.js';
 
 export interface LookupProcess {
   readonly address: AddressInfo;
   readonly resolver: DirectoryResolver;
   readonly server: LookupServer;
+  /** HTTPS lookups on the same resolver, when --https-port is set. */
+  readonly https: HttpsLookupServer | undefined;
   /** Whether the change listener is connected and caught up (for readiness). */
   readonly listening: () => boolean;
   /** Drains the lookup port, then closes the database connections. */
@@ -26,7 +32,8 @@ const SOURCE_ERROR_LOG_INTERVAL_MS = 10_000;
 const TRIM_INTERVAL_MS = 3600_000;
 
 /**
- * One lookup process: its own cache, query pool and change listener, and the port-64 server.
+ * One lookup process: its own cache, query pool and change listener, the port-64 server and, with
+ * --https-port, the HTTPS lookup server on the same resolver.
  * The change listener is connected before the port opens, so no answer is ever given from a cache
  * that is not following changes.
  */
@@ -36,7 +43,10 @@ export async function startLookupProcess(
   certificate: CertificatePair,
   ticketKeys: Buffer,
   logger: Logger,
+  /** Shared by the process group, so each of its processes recognises the group's loop probe. */
+  instanceId: string = newInstanceId(),
 ): Promise<LookupProcess> {
+  const upstream = await setupUpstreams(config, instanceId, logger);
   const pool = createPool({
     connectionString: databaseUrl,
     max: config.dbPoolSize,
@@ -63,6 +73,7 @@ export async function startLookupProcess(
       lastSourceErrorLog = now;
       logger.warn({ err: error, atsign }, 'database read failed; uncached atsigns answer null until it recovers');
     },
+    fallback: upstream?.forwarder,
   });
   const listener = new ChangeListener({
     connectionString: databaseUrl,
@@ -76,6 +87,7 @@ export async function startLookupProcess(
     },
   });
   await listener.start();
+  await upstream?.start();
 
   const server = new LookupServer(
     {
@@ -107,11 +119,19 @@ export async function startLookupProcess(
     },
     resolver,
   );
+  const https = httpsLookupServer(config, certificate, ticketKeys, logger, resolver);
   let address: AddressInfo;
   try {
     address = await server.listen();
+    try {
+      await https?.listen();
+    } catch (error) {
+      await Promise.all([server.close(0), https?.close(0)]);
+      throw error;
+    }
   } catch (error) {
     cache.release();
+    upstream?.stop();
     await Promise.all([listener.stop(), pool.end()]);
     throw error;
   }
@@ -124,9 +144,13 @@ export async function startLookupProcess(
     logger,
     onCertificate: (pair) => {
       server.setCertificate(pair.cert, pair.key);
+      https?.setCertificate(pair.cert, pair.key);
       certificateExpiry.set(pair.expiresAt.getTime() / 1000);
     },
-    onTicketKeys: (keys) => server.setTicketKeys(keys),
+    onTicketKeys: (keys) => {
+      server.setTicketKeys(keys);
+      https?.setTicketKeys(keys);
+    },
   });
 
   const trim = () =>
@@ -141,11 +165,13 @@ export async function startLookupProcess(
     address,
     resolver,
     server,
+    https,
     listening: () => listener.connected,
     async stop() {
       clearInterval(trimTimer);
       tlsFiles.stop();
-      await server.close(config.drainTimeout);
+      await Promise.all([server.close(config.drainTimeout), https?.close(config.drainTimeout)]);
+      upstream?.stop();
       cache.release();
       await Promise.all([listener.stop(), pool.end()]);
     },

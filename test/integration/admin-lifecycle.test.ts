@@ -7,6 +7,8 @@ import { RawClient } from '../support/raw-client.js';
 import { CLI, cleanEnv, spawnServe, type ServeProcess } from '../support/serve-process.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import net from 'node:net';
+import { once } from 'node:events';
 
 // The self-hoster's whole story, on two real `serve` processes sharing a database: the first
 // serves the admin API, the second only lookups. The API never talks to caches; the change must
@@ -103,4 +105,17 @@ it('records writes made with plain SQL in the history as actor "sql"', async () 
   await database.pool.query("INSERT INTO atsigns (atsign, host, port, registrar) VALUES ('legacy', 'l.example', 1, 'selfhost')");
   const history = (await (await api('GET', '/v1/atsigns/legacy/history')).json()) as { items: Array<{ action: string; actor: string }> };
   expect(history.items).toMatchObject([{ action: 'create', actor: 'sql' }]);
+});
+
+it('stops within the drain timeout although an admin connection was opened and never sent a request', async () => {
+  const admin = await spawnServe(['--database-url', database.url, '--data-dir', dataDir, '--no-migrate', '--drain-timeout', '1s']);
+  const silent = net.connect(admin.adminPort!, '127.0.0.1');
+  await once(silent, 'connect');
+  try {
+    const started = performance.now();
+    expect(await admin.stop(20_000)).toBe(0);
+    expect(performance.now() - started).toBeLessThan(5000);
+  } finally {
+    silent.destroy();
+  }
 });

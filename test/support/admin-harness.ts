@@ -1,5 +1,7 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { pino } from 'pino';
 import { buildAdminApp, type AdminApp, type AdminOptions } from '../../src/admin/app.js';
+import { SigningKey } from '../../src/feed/signing.js';
 import { ApiKeyStore, type Scope } from '../../src/store/api-keys.js';
 import { createPool } from '../../src/store/pool.js';
 
@@ -26,6 +28,7 @@ export async function startTestAdmin(databaseUrl: string, overrides: Partial<Adm
     importLimit: 1024 * 1024 * 1024,
     verifyTimeoutMs: 2000,
     version: 'test',
+    signingKey: SigningKey.fromPem(generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }), 'a test signing key'),
     ...overrides,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -72,6 +72,7 @@ describe('configuration', () => {
   });
 
   const KEY = Buffer.alloc(32, 7).toString('base64');
+  const KEY2 = Buffer.alloc(32, 8).toString('base64');
 
   it('accumulates repeated list flags, and reads lists from the environment comma-separated', () => {
     const fromFlags = parseCommandLine('serve', ['--upstream', 'a.example:64', '--upstream=[::1]:6464'], { ATDIR_UPSTREAM: 'ignored.example:64' });
@@ -97,6 +98,8 @@ describe('configuration', () => {
     ['a mirror without its key', ['--mirror', 'https://c:8064', '--mirror-token', 't'], {}, '--mirror-key: expected one key per --mirror (1), got 0'],
     ['a mirror without its token', ['--mirror', 'https://c:8064', '--mirror-key', KEY], {}, '--mirror-token: expected one API key per --mirror (1), got 0'],
     ['a mirror key that is not a public key', ['--mirror', 'https://c:8064', '--mirror-key', 'abc', '--mirror-token', 't'], {}, 'invalid --mirror-key: expected a 32-byte Ed25519 public key in base64 (as GET /v1/identity publishes it), got "abc"'],
+    ['a source given twice', ['--mirror', 'https://c:8064', '--mirror', 'https://c:8064', '--mirror-key', KEY, '--mirror-key', KEY2, '--mirror-token', 't', '--mirror-token', 't'], {}, '--mirror https://c:8064 is given twice'],
+    ['two sources with one key', ['--mirror', 'https://a:8064', '--mirror', 'https://b:8064', '--mirror-key', KEY, '--mirror-key', KEY, '--mirror-token', 't', '--mirror-token', 't'], {}, `--mirror-key ${KEY} is given for two sources; give each source once`],
     ['an HTTPS port out of range', ['--https-port', '70000'], {}, 'invalid --https-port: expected a port from 0 to 65535, or off, got "70000"'],
   ];
   it.each(invalidFederation)('refuses %s, naming the setting', (_name, argv, env, message) => {

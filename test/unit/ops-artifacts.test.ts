@@ -3,10 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import '../../src/admin/metrics.js';
 import '../../src/directory/metrics.js';
+import '../../src/feed/metrics.js';
+import '../../src/https/metrics.js';
 import '../../src/lookup/metrics.js';
+import '../../src/mirror/metrics.js';
 import { registry } from '../../src/ops/registry.js';
 import '../../src/store/metrics.js';
 import '../../src/tls/metrics.js';
+import '../../src/upstream/metrics.js';
 
 const read = (path: string) => readFile(new URL(`../../${path}`, import.meta.url), 'utf8');
 
