@@ -98,7 +98,7 @@ export const settings = {
   },
   cacheMaxEntries: {
     kind: count(1, 100_000_000), default: 1_000_000, commands: SERVE,
-    doc: 'Capacity of the positive cache (atsigns that have a record); least recently used entries are evicted. About 250 bytes each.',
+    doc: 'Capacity of the positive cache (atsigns that have a record); least recently used entries are evicted. About 170 bytes of heap each (docs/benchmarks.md, Memory).',
   },
   cacheNegativeMaxEntries: {
     kind: count(1, 100_000_000), default: 100_000, commands: SERVE,

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { NOT_FOUND, encodeAnswer } from './answer.js';
+import { AnswerBuffer, NOT_FOUND, encodeAnswer } from './answer.js';
 import { cacheEvictions, cacheSizes } from './metrics.js';
 import type { DirectoryRecord } from './record.js';
 
@@ -14,9 +14,49 @@ export interface CacheEntry extends Resolution {
   /** Version of the record (or deletion) this entry reflects; 0 when no record was ever seen. */
   readonly version: number;
   readonly result: 'found' | 'suspended' | 'not_found';
-  /** Milliseconds timestamp after which the entry is stale. */
-  readonly expiresAt: number;
+  /** When the entry goes stale: milliseconds after the cache's `epoch` (see AnswerCache). */
+  readonly expiry: number;
 }
+
+/**
+ * An active record's entry is its answer: a Buffer of `host:port\r\n@` that also carries the
+ * version and expiry. As separate objects, the entry and its Buffer took 168 bytes of heap per
+ * cached atsign; as one, 112 (docs/benchmarks.md, Memory).
+ */
+class FoundEntry extends AnswerBuffer implements CacheEntry {
+  version = 0;
+  expiry = 0;
+
+  get answer(): Buffer {
+    return this as unknown as Buffer;
+  }
+
+  get result(): 'found' {
+    return 'found';
+  }
+}
+
+/** A suspended or absent record's entry: the shared `null` answer. */
+class NullEntry implements CacheEntry {
+  constructor(
+    readonly result: 'suspended' | 'not_found',
+    readonly version: number,
+    readonly expiry: number,
+  ) {}
+
+  get answer(): Buffer {
+    return NOT_FOUND;
+  }
+}
+
+type Entry = FoundEntry | NullEntry;
+
+/**
+ * The number as V8's small integer when it is one. Arithmetic on timestamps yields heap numbers even
+ * when the result is a small integer, and a single one stored in a field makes V8 box that field in
+ * every entry (16 bytes each).
+ */
+const small = (n: number): number => (n === (n | 0) ? n | 0 : n);
 
 export interface AnswerCacheOptions {
   /** Capacity of the positive cache: atsigns that have a record, active or suspended. */
@@ -39,9 +79,15 @@ export interface AnswerCacheOptions {
  * rule is what keeps a slow database read from undoing a change that was already announced.
  */
 export class AnswerCache {
-  private readonly positive: LRUCache<string, CacheEntry>;
-  private readonly negative: LRUCache<string, CacheEntry>;
+  private readonly positive: LRUCache<string, Entry>;
+  private readonly negative: LRUCache<string, Entry>;
   private readonly now: () => number;
+  /**
+   * Expiry times count from here rather than from 1970 so that they fit V8's small integers
+   * (31 bits and a sign: 24 days) and are stored inside the entry; a timestamp would be a separate
+   * 16-byte heap number per entry. A process up for longer than that only pays those bytes again.
+   */
+  private readonly epoch: number;
 
   constructor(private readonly options: AnswerCacheOptions) {
     const positiveEvictions = cacheEvictions.labels('positive');
@@ -49,6 +95,7 @@ export class AnswerCache {
     this.positive = new LRUCache({ max: options.maxEntries, dispose: (_entry, _key, reason) => reason === 'evict' && positiveEvictions.inc() });
     this.negative = new LRUCache({ max: options.negativeMaxEntries, dispose: (_entry, _key, reason) => reason === 'evict' && negativeEvictions.inc() });
     this.now = options.now ?? Date.now;
+    this.epoch = this.now();
     cacheSizes.add(this);
   }
 
@@ -68,11 +115,11 @@ export class AnswerCache {
   }
 
   isFresh(entry: CacheEntry): boolean {
-    return this.now() < entry.expiresAt;
+    return this.now() - this.epoch < entry.expiry;
   }
 
   isServable(entry: CacheEntry): boolean {
-    return this.now() < entry.expiresAt + this.options.maxStale;
+    return this.now() - this.epoch < entry.expiry + this.options.maxStale;
   }
 
   /**
@@ -109,13 +156,14 @@ export class AnswerCache {
     return { positive: this.positive.size, negative: this.negative.size };
   }
 
-  private entryFor(record: DirectoryRecord | null, version: number): CacheEntry {
-    if (!record) {
-      return { answer: NOT_FOUND, version, result: 'not_found', expiresAt: this.now() + this.options.negativeTtl };
-    }
-    const expiresAt = this.now() + this.options.ttl;
-    if (record.status !== 'active') return { answer: NOT_FOUND, version, result: 'suspended', expiresAt };
-    return { answer: encodeAnswer(record.host, record.port), version, result: 'found', expiresAt };
+  private entryFor(record: DirectoryRecord | null, version: number): Entry {
+    const age = this.now() - this.epoch;
+    if (!record) return new NullEntry('not_found', small(version), small(age + this.options.negativeTtl));
+    if (record.status !== 'active') return new NullEntry('suspended', small(version), small(age + this.options.ttl));
+    const entry = encodeAnswer(record.host, record.port, FoundEntry);
+    entry.version = small(version);
+    entry.expiry = small(age + this.options.ttl);
+    return entry;
   }
 }
 

@@ -96,7 +96,15 @@ export class LookupConnection {
       this.input = Buffer.concat([this.input.subarray(this.offset), chunk]);
     }
     this.offset = 0;
-    if (!this.busy) this.processLines();
+    if (!this.busy) {
+      this.processLines();
+      return;
+    }
+    // Requests arriving while an answer is pending wait in `input`; reading stops until it is sent,
+    // which bounds what a pipelining client can make us hold. Only then: pausing and resuming the
+    // socket for every database read made each in-flight lookup's objects outlive two young-generation
+    // collections, tripling what V8 promoted to the old generation (docs/benchmarks.md, Memory).
+    this.socket.pause();
   }
 
   private processLines(): void {
@@ -206,6 +214,7 @@ export class LookupConnection {
   private write(answer: Buffer): void {
     if (this.socket.write(answer) || this.busy) return;
     this.wait();
+    this.socket.pause();
     this.writeTimer = setTimeout(() => this.reject('slow_reader'), this.options.writeTimeoutMs);
     this.socket.once('drain', () => {
       clearTimeout(this.writeTimer);
@@ -213,12 +222,11 @@ export class LookupConnection {
     });
   }
 
-  /** Holds later requests (and stops reading) until the pending answer is sent, to keep order. */
+  /** Holds later requests until the pending answer is sent, to keep order (see `receive`). */
   private wait(): void {
     this.busy = true;
     // A request waiting on us is not the client's delay.
     if (this.requestTimer !== undefined) this.disarmRequestTimer();
-    this.socket.pause();
   }
 
   private resume(resolution: Resolution, started: number): void {
@@ -231,7 +239,7 @@ export class LookupConnection {
   private continue(): void {
     this.busy = false;
     if (this.closed) return;
-    this.socket.resume();
+    if (this.socket.isPaused()) this.socket.resume();
     this.processLines();
   }
 

@@ -11,6 +11,7 @@ import { trimChangeLog } from '../store/change-log.js';
 import { ChangeListener } from '../store/changes.js';
 import { createPool } from '../store/pool.js';
 import { PostgresRecordSource } from '../store/records.js';
+import { limitHeapGrowth } from './heap-growth.js';
 import type { CertificatePair } from '../tls/certificate.js';
 import { watchTlsFiles } from '../tls/watch.js';
 import { newInstanceId } from '../upstream/loop.js';
@@ -46,6 +47,7 @@ export async function startLookupProcess(
   /** Shared by the process group, so each of its processes recognises the group's loop probe. */
   instanceId: string = newInstanceId(),
 ): Promise<LookupProcess> {
+  limitHeapGrowth();
   const upstream = await setupUpstreams(config, instanceId, logger);
   const pool = createPool({
     connectionString: databaseUrl,
