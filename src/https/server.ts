@@ -2,12 +2,14 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { Admission, type AdmissionOptions } from '../lookup/admission.js';
+import type { AdmissionOptions } from '../lookup/admission.js';
+import { SocketGate } from '../lookup/socket-gate.js';
 import type { AnswerSource } from '../lookup/connection.js';
-import { connectionsOpen, connectionsTotal, handshakeFailuresBy, handshakes, rejectedBy } from '../lookup/metrics.js';
+import { connectionsOpen, handshakeFailuresBy, handshakes, rejectedBy } from '../lookup/metrics.js';
 import { HttpsLookupHandler, type HttpsLookupOptions } from './lookup-handler.js';
 import { httpsConnectionsOpen } from './metrics.js';
 import { handshakeFailure, MIN_TLS_VERSION } from '../tls/policy.js';
+import { listenPublic } from '../lookup/listen.js';
 
 export interface HttpsLookupServerOptions {
   host: string;
@@ -42,9 +44,8 @@ type ConnectionListener = (socket: Socket) => void;
 export class HttpsLookupServer {
   private readonly server: https.Server;
   private readonly handler: HttpsLookupHandler;
-  private readonly admission: Admission;
+  private readonly gate: SocketGate;
   /** Every admitted socket, handshake done or not, so that shutdown can cut all of them. */
-  private readonly sockets = new Set<Socket>();
   private readonly logger: Logger;
 
   constructor(
@@ -52,7 +53,7 @@ export class HttpsLookupServer {
     source: AnswerSource,
   ) {
     this.logger = options.logger;
-    this.admission = new Admission(options.admission);
+    this.gate = new SocketGate(options.admission);
     this.handler = new HttpsLookupHandler(source, options.lookup);
     this.server = https.createServer(
       {
@@ -99,19 +100,9 @@ export class HttpsLookupServer {
     });
   }
 
-  /** Binds and resolves with the bound address. */
-  async listen(): Promise<AddressInfo> {
-    const { host, port } = this.options;
-    try {
-      return await this.bind(host, port);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (host === '::' && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
-        this.logger.warn('IPv6 is unavailable here; HTTPS lookups listen on IPv4 only (0.0.0.0)');
-        return this.bind('0.0.0.0', port);
-      }
-      throw describeBindError(error as NodeJS.ErrnoException, host, port);
-    }
+  /** Binds and resolves with the bound address; a refusal says how to fix it. */
+  listen(): Promise<AddressInfo> {
+    return listenPublic(this.server, { host: this.options.host, port: this.options.port, logger: this.logger, name: 'HTTPS lookups', unprivileged: '--https-port 8443, and forward 443 to it' });
   }
 
   get address(): AddressInfo {
@@ -134,56 +125,11 @@ export class HttpsLookupServer {
   async close(drainTimeoutMs: number): Promise<void> {
     this.handler.drain();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, drainTimeoutMs, 'timeout').unref());
-    if ((await Promise.race([closed, deadline])) === 'timeout') {
-      this.logger.warn({ connections: this.sockets.size }, 'HTTPS drain deadline passed; closing remaining connections');
-      for (const socket of this.sockets) {
-        rejectedBy.drain_deadline.inc();
-        socket.destroy();
-      }
-      await closed;
-    }
-    this.admission.stop();
+    await this.gate.drain(closed, drainTimeoutMs, (open) => this.logger.warn({ connections: open }, 'HTTPS drain deadline passed; closing remaining connections'));
   }
 
   private accept(socket: Socket, startTls: ConnectionListener[]): void {
-    connectionsTotal.inc();
-    const client = this.admission.clientOf(socket.remoteAddress);
-    const refusal = this.admission.admit(client);
-    if (refusal !== undefined) {
-      rejectedBy[refusal].inc();
-      // A reset, not a goodbye: no TLS, no TIME_WAIT on our side, nothing for a flood to hold.
-      socket.resetAndDestroy();
-      return;
-    }
-    this.sockets.add(socket);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      this.admission.release(client);
-    });
+    if (!this.gate.admit(socket)) return;
     for (const listener of startTls) listener.call(this.server, socket);
   }
-
-  private bind(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(error);
-      this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
-  }
-}
-
-
-function describeBindError(error: NodeJS.ErrnoException, host: string, port: number): Error {
-  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const reason =
-    error.code === 'EADDRINUSE'
-      ? 'the port is already in use'
-      : error.code === 'EACCES'
-        ? 'ports below 1024 need privilege. Either choose another --https-port (and forward 443 to it), or let Node bind low ports: sudo setcap cap_net_bind_service=+ep "$(command -v node)"'
-        : error.message;
-  return new Error(`cannot listen for HTTPS lookups on ${where}: ${reason}`, { cause: error });
 }

@@ -1,10 +1,12 @@
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import { Admission, type AdmissionOptions } from './admission.js';
+import type { AdmissionOptions } from './admission.js';
 import { LookupConnection, type AnswerSource, type LookupConnectionOptions } from './connection.js';
-import { connectionsOpen, connectionsTotal, handshakeFailuresBy, handshakes, rejectedBy } from './metrics.js';
+import { connectionsOpen, handshakeFailuresBy, handshakes, rejectedBy } from './metrics.js';
 import { handshakeFailure, MIN_TLS_VERSION } from '../tls/policy.js';
+import { listenPublic } from './listen.js';
+import { SocketGate } from './socket-gate.js';
 
 export interface LookupServerOptions {
   host: string;
@@ -29,9 +31,8 @@ export interface LookupServerOptions {
 export class LookupServer {
   private readonly listener: net.Server;
   private readonly tlsServer: tls.Server;
-  private readonly admission: Admission;
+  private readonly gate: SocketGate;
   /** Every admitted socket, handshake done or not, so that shutdown can cut all of them. */
-  private readonly sockets = new Set<net.Socket>();
   private readonly connections = new Set<LookupConnection>();
   private readonly logger: Logger;
 
@@ -40,7 +41,7 @@ export class LookupServer {
     source: AnswerSource,
   ) {
     this.logger = options.logger;
-    this.admission = new Admission(options.admission);
+    this.gate = new SocketGate(options.admission);
     this.tlsServer = tls.createServer({
       cert: options.cert,
       key: options.key,
@@ -80,19 +81,9 @@ export class LookupServer {
     });
   }
 
-  /** Binds and resolves with the bound address; the error says how to fix a privileged port. */
-  async listen(): Promise<AddressInfo> {
-    const { host, port } = this.options;
-    try {
-      return await this.bind(host, port);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (host === '::' && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) {
-        this.logger.warn('IPv6 is unavailable here; the lookup server listens on IPv4 only (0.0.0.0)');
-        return this.bind('0.0.0.0', port);
-      }
-      throw describeBindError(error as NodeJS.ErrnoException, host, port);
-    }
+  /** Binds and resolves with the bound address; a refusal says how to fix it. */
+  listen(): Promise<AddressInfo> {
+    return listenPublic(this.listener, { host: this.options.host, port: this.options.port, logger: this.logger, name: 'lookups', unprivileged: '--lookup-port 6464, and forward 64 to it' });
   }
 
   get address(): AddressInfo {
@@ -105,7 +96,7 @@ export class LookupServer {
 
   /** True while new connections are being shed because the event loop is too slow. */
   get overloaded(): boolean {
-    return this.admission.overloaded;
+    return this.gate.overloaded;
   }
 
   /**
@@ -127,66 +118,13 @@ export class LookupServer {
   async close(drainTimeoutMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
     for (const connection of this.connections) connection.drain();
-    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, drainTimeoutMs, 'timeout').unref());
-    if ((await Promise.race([closed, deadline])) === 'timeout') {
-      this.logger.warn({ connections: this.sockets.size }, 'drain deadline passed; closing remaining connections');
-      for (const socket of this.sockets) {
-        rejectedBy.drain_deadline.inc();
-        socket.destroy();
-      }
-      await closed;
-    }
-    this.admission.stop();
+    await this.gate.drain(closed, drainTimeoutMs, (open) => this.logger.warn({ connections: open }, 'drain deadline passed; closing remaining connections'));
   }
 
   private accept(socket: net.Socket): void {
-    connectionsTotal.inc();
-    const client = this.admission.clientOf(socket.remoteAddress);
-    const refusal = this.admission.admit(client);
-    if (refusal !== undefined) {
-      rejectedBy[refusal].inc();
-      // A reset, not a goodbye: no TLS, no TIME_WAIT on our side, nothing for a flood to hold.
-      socket.resetAndDestroy();
-      return;
-    }
-    this.sockets.add(socket);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      this.admission.release(client);
-    });
+    if (!this.gate.admit(socket)) return;
     // Errors of a socket that never reaches TLS (a reset mid-accept) are the client's business.
     socket.on('error', () => undefined);
     this.tlsServer.emit('connection', socket);
-  }
-
-  private bind(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(error);
-      this.listener.once('error', onError);
-      // A deep accept queue absorbs reconnect bursts (atServers open one connection per lookup);
-      // the kernel caps it at net.core.somaxconn.
-      this.listener.listen({ host, port, backlog: 4096 }, () => {
-        this.listener.off('error', onError);
-        resolve(this.listener.address() as AddressInfo);
-      });
-    });
-  }
-}
-
-
-function describeBindError(error: NodeJS.ErrnoException, host: string, port: number): Error {
-  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  switch (error.code) {
-    case 'EACCES':
-      return new Error(
-        `cannot listen on ${where}: ports below 1024 need privilege. Either choose another port ` +
-          `(--lookup-port 6464, and forward 64 to it), or let Node bind low ports: ` +
-          `sudo setcap cap_net_bind_service=+ep "$(command -v node)"`,
-        { cause: error },
-      );
-    case 'EADDRINUSE':
-      return new Error(`cannot listen on ${where}: the port is already in use`, { cause: error });
-    default:
-      return new Error(`cannot listen on ${where}: ${error.message}`, { cause: error });
   }
 }

@@ -161,7 +161,7 @@ describe('binding port 64 without privilege', () => {
     const result = await cli(['serve', '--database-url', database.url, '--data-dir', ownDataDir, '--lookup-port', '64', '--no-migrate'], {}, asNobody);
     await rm(ownDataDir, { recursive: true, force: true });
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('cannot listen on [::]:64: ports below 1024 need privilege');
+    expect(result.stderr).toContain('cannot listen for lookups on [::]:64: ports below 1024 need privilege');
     expect(result.stderr).toContain('--lookup-port 6464');
     expect(result.stderr).toContain('setcap cap_net_bind_service=+ep');
   });
