@@ -23,12 +23,16 @@ $$;
 
 -- How far the log no longer reaches, by version: a feed reader that has seen less than this has
 -- missed changes that are gone, and must start again from a snapshot. Entries are trimmed by age,
--- and ages are not quite in version order, so this is the highest version ever trimmed (some
--- below it may remain).
+-- and ages are not quite in version order, so this is the greatest version ever deleted (some
+-- below it may remain, none above it is gone). Being a change's version, it is also what the feed
+-- names as the change before the first entry above it that the log still holds
+-- (src/store/feed.ts, lastChangeThrough).
 ALTER TABLE atsign_change_log_state ADD COLUMN trimmed_through_version bigint;
 
 -- A log trimmed before this migration recorded no version; no reader has followed the feed yet, so
--- sending every reader of such a log to a snapshot first loses nothing.
+-- sending every reader of such a log to a snapshot first loses nothing. Which versions went is
+-- unknown, so the mark is the last one drawn: the feed names it as the change before the first one
+-- logged after it, the same for every reader, which is all the chain of `previous` needs.
 UPDATE atsign_change_log_state
    SET trimmed_through_version = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM atsign_version_seq)
  WHERE trimmed_through_xid IS NOT NULL;

@@ -21,6 +21,9 @@ CREATE TABLE mirror_sources (
   position         integer NOT NULL,
   -- The source's feed version applied here; NULL until the first snapshot has been applied.
   version_applied  bigint,
+  -- The version of the source's last change applied here (after a snapshot, the last change it
+  -- reflects), written with it: the next change must name it as its `previous`, or one was lost.
+  last_change      bigint,
   snapshot_version bigint,
   snapshot_at      timestamptz,
   updated_at       timestamptz NOT NULL DEFAULT now()
@@ -109,11 +112,11 @@ END
 $$;
 
 -- Applies a batch of verified feed changes of one source (parallel arrays; host, port and status
--- NULL for a deletion) and records the version reached, all in the caller's transaction. A change
--- older than the record already held (a snapshot may reflect later changes) is skipped. Returns the
--- number of atsigns whose mirrored record changed.
+-- NULL for a deletion) and records the version reached and the last change of the chain, all in
+-- the caller's transaction. A change older than the record already held (a snapshot may reflect
+-- later changes) is skipped. Returns the number of atsigns whose mirrored record changed.
 CREATE FUNCTION mirror_apply_changes(
-  source integer, keys text[], hosts text[], ports integer[], statuses text[], versions bigint[], reached bigint
+  source integer, keys text[], hosts text[], ports integer[], statuses text[], versions bigint[], reached bigint, last_applied bigint
 ) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
   changed text[];
@@ -139,14 +142,15 @@ BEGIN
   SELECT array_agg(atsign ORDER BY atsign) INTO changed
     FROM (SELECT atsign FROM deleted UNION SELECT atsign FROM upserted) AS written;
   PERFORM mirror_derive(key) FROM unnest(changed) AS key;
-  UPDATE mirror_sources SET version_applied = reached, updated_at = now() WHERE id = source;
+  UPDATE mirror_sources SET version_applied = reached, last_change = last_applied, updated_at = now() WHERE id = source;
   RETURN coalesce(cardinality(changed), 0);
 END
 $$;
 
 -- Replaces everything one source publishes with a verified snapshot, which the caller has staged in
 -- the temporary table mirror_snapshot_rows (atsign, host, port, status, version) of its transaction.
-CREATE FUNCTION mirror_replace_snapshot(source integer, at_version bigint) RETURNS void LANGUAGE plpgsql AS $$
+-- `last_applied` is the snapshot's lastChange: the `previous` its next change will name.
+CREATE FUNCTION mirror_replace_snapshot(source integer, at_version bigint, last_applied bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM mirror_lock();
   DELETE FROM mirror_records r
@@ -158,7 +162,7 @@ BEGIN
    WHERE (mirror_records.host, mirror_records.port, mirror_records.status, mirror_records.version)
          IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.port, EXCLUDED.status, EXCLUDED.version);
   UPDATE mirror_sources
-     SET version_applied = at_version, snapshot_version = at_version, snapshot_at = now(), updated_at = now()
+     SET version_applied = at_version, last_change = last_applied, snapshot_version = at_version, snapshot_at = now(), updated_at = now()
    WHERE id = source;
   PERFORM mirror_derive_all();
 END

@@ -304,6 +304,10 @@ export const settings = {
     kind: list('string'), default: NONE, commands: SERVE,
     doc: 'API key (scope read) for each --mirror, in the same order. Prefer the environment variable: flags show in process listings.',
   },
+  mirrorCa: {
+    kind: path, default: '', commands: SERVE,
+    doc: 'PEM file of certificate authorities trusted for https:// --mirror sources instead of the public roots.',
+  },
   mirrorRetry: {
     kind: duration(100), default: 30 * SECOND, commands: SERVE,
     doc: 'Longest pause between attempts to reach an unreachable mirror source (backoff starts at 250ms); lookups keep being answered meanwhile.',

@@ -152,12 +152,13 @@ export type ChangesQuery = Static<typeof ChangesQuery>;
 export const FeedChange = Type.Object(
   {
     version: Type.Integer(),
+    previous: Type.Integer({ description: 'The version of the change just before this one in the log (0 for the first), whatever the reader asked for: a reader holding another knows it missed one.' }),
     atsign: Type.String(),
     host: Type.Union([Type.String(), Type.Null()], { description: 'null for a deletion' }),
     port: Type.Union([Type.Integer(), Type.Null()], { description: 'null for a deletion' }),
     status: Type.Union([Type.Literal('active'), Type.Literal('suspended'), Type.Null()], { description: 'null for a deletion; a suspended atsign answers null' }),
     changedAt: Type.String({ format: 'date-time' }),
-    signature: Type.String({ description: 'Ed25519, base64, over the UTF-8 JSON array ["atdirectory.change.v1", version, atsign, host, port, status, changedAt].' }),
+    signature: Type.String({ description: 'Ed25519, base64, over the UTF-8 JSON array ["atdirectory.change.v2", version, previous, atsign, host, port, status, changedAt].' }),
   },
   { description: 'A signed change' },
 );

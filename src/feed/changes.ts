@@ -42,17 +42,22 @@ export class ChangeReader {
     }
     if (after > range.issued) throw new ResyncRequired(`version ${after} is beyond every version this directory has issued (${range.issued})`);
     const changes: SignedChange[] = [];
+    // Each entry names the change before it in the log, whatever the reader's `after`: the same
+    // entry is signed the same for every reader, and one kept from a reader shows at the next.
+    let previous = range.before;
     for (const logged of range.changes) {
       if (changes.length % SIGNATURES_PER_SLICE === SIGNATURES_PER_SLICE - 1) await yieldToEventLoop();
-      changes.push(this.sign(logged));
+      changes.push(this.sign(logged, previous));
+      previous = logged.version;
     }
     const full = changes.length === limit;
     return { changes, next: full ? changes.at(-1)!.version : Math.max(after, through) };
   }
 
-  private sign(logged: LoggedChange): SignedChange {
+  private sign(logged: LoggedChange, previous: number): SignedChange {
     const fields: SignedChangeFields = {
       version: logged.version,
+      previous,
       atsign: logged.atsign,
       host: logged.host,
       port: logged.port,

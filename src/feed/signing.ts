@@ -12,6 +12,11 @@ import { dirname } from 'node:path';
 /** A change as the feed publishes it; `host`, `port` and `status` are null for a deletion. */
 export interface SignedChangeFields {
   version: number;
+  /**
+   * The version of the change just before this one in the log (0 for the first): signed, so a
+   * reader that holds a different predecessor knows an entry was kept from it.
+   */
+  previous: number;
   atsign: string;
   host: string | null;
   port: number | null;
@@ -23,6 +28,8 @@ export interface SignedChangeFields {
 /** The closing line of a snapshot: how many record lines came before it, and their SHA-256. */
 export interface SignedSnapshotFields {
   version: number;
+  /** The version of the last change at or below `version` (0 if none): where the reader's chain of changes starts. */
+  lastChange: number;
   count: number;
   /** Hex SHA-256 of the record lines exactly as sent, each with its newline. */
   sha256: string;
@@ -30,12 +37,12 @@ export interface SignedSnapshotFields {
 
 export function changeMessage(change: SignedChangeFields): Buffer {
   return Buffer.from(
-    JSON.stringify(['atdirectory.change.v1', change.version, change.atsign, change.host, change.port, change.status, change.changedAt]),
+    JSON.stringify(['atdirectory.change.v2', change.version, change.previous, change.atsign, change.host, change.port, change.status, change.changedAt]),
   );
 }
 
 export function snapshotMessage(snapshot: SignedSnapshotFields): Buffer {
-  return Buffer.from(JSON.stringify(['atdirectory.snapshot.v1', snapshot.version, snapshot.count, snapshot.sha256]));
+  return Buffer.from(JSON.stringify(['atdirectory.snapshot.v2', snapshot.version, snapshot.lastChange, snapshot.count, snapshot.sha256]));
 }
 
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows it. */

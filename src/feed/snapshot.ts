@@ -7,8 +7,9 @@ const BATCH = 1000;
 
 /**
  * The NDJSON lines of a snapshot (docs/federation.md): a header, every record the cursor reads,
- * and an end line with their count, their SHA-256 (over the record lines exactly as sent) and a
- * signature over both. `version` must have settled before the cursor's transaction took its
+ * and an end line with the last change at or below `version` (where a reader's chain of changes
+ * starts), the records' count, their SHA-256 (over the record lines exactly as sent) and a
+ * signature over all three. `version` must have settled before the cursor's transaction took its
  * snapshot, so every change up to it is reflected. Closes the cursor when it ends; one that ends
  * early (the client left) never sends its end line, so no reader can mistake it for whole.
  */
@@ -29,7 +30,8 @@ export async function* snapshotLines(cursor: SnapshotCursor, version: number, ke
       yield chunk;
     }
     const sha256 = digest.digest('hex');
-    yield `${JSON.stringify({ type: 'end', version, count, sha256, signature: key.sign(snapshotMessage({ version, count, sha256 })) })}\n`;
+    const lastChange = await cursor.lastChangeThrough(version);
+    yield `${JSON.stringify({ type: 'end', version, lastChange, count, sha256, signature: key.sign(snapshotMessage({ version, lastChange, count, sha256 })) })}\n`;
   } finally {
     await cursor.close();
   }

@@ -13,7 +13,7 @@ export interface MirroredRecord {
 export type FeedChange = SignedChangeFields;
 
 /** Why an entry was not applied: the `reason` label of atdirectory_mirror_changes_refused_total. */
-export type RefusalReason = 'signature' | 'malformed';
+export type RefusalReason = 'signature' | 'malformed' | 'gap';
 
 export type ChangeVerdict = { change: FeedChange } | { refused: RefusalReason; detail: string };
 
@@ -34,20 +34,34 @@ export function verifyChange(data: string, verifier: SignatureVerifier): ChangeV
     return { refused: 'malformed', detail: 'the change is not JSON' };
   }
   if (typeof entry !== 'object' || entry === null) return { refused: 'malformed', detail: 'the change is not a JSON object' };
-  const { version, atsign, host, port, status, changedAt, signature } = entry as Record<string, unknown>;
+  const { version, previous, atsign, host, port, status, changedAt, signature } = entry as Record<string, unknown>;
   if (!Number.isSafeInteger(version) || (version as number) < 1) return { refused: 'malformed', detail: 'version is not a positive integer' };
+  if (!Number.isSafeInteger(previous) || (previous as number) < 0 || (previous as number) >= (version as number)) {
+    return { refused: 'malformed', detail: `change ${version}: previous is not an integer from 0 below the version` };
+  }
   if (typeof atsign !== 'string' || typeof changedAt !== 'string') return { refused: 'malformed', detail: `change ${version}: atsign and changedAt must be strings` };
   const deletion = host === null && port === null && status === null;
   if (!deletion && (typeof host !== 'string' || typeof port !== 'number' || (status !== 'active' && status !== 'suspended'))) {
     return { refused: 'malformed', detail: `change ${version}: host, port and status must all be set, or all be null for a deletion` };
   }
-  const change = { version, atsign, host, port, status, changedAt } as FeedChange;
+  const change = { version, previous, atsign, host, port, status, changedAt } as FeedChange;
   if (!verifier.verify(changeMessage(change), signature)) {
     return { refused: 'signature', detail: `change ${version} (@${atsign}) does not carry a valid signature of key ${verifier.keyId}` };
   }
   const invalid = invalidKey(atsign) ?? (deletion ? undefined : invalidValue(host as string, port as number));
   if (invalid) return { refused: 'malformed', detail: `change ${version} (@${atsign}): ${invalid}` };
   return { change };
+}
+
+/**
+ * Where a verified change stands against the last change applied from its source: `next` when it
+ * names that change as its predecessor; `applied` when it is that change or an earlier one (a
+ * replay: nothing to do); `gap` otherwise, when a change between them never arrived. Versions have
+ * holes (rolled-back transactions), so only the source's own signed `previous` can tell.
+ */
+export function chainLink(change: FeedChange, lastApplied: number): 'next' | 'applied' | 'gap' {
+  if (change.version <= lastApplied) return 'applied';
+  return change.previous === lastApplied ? 'next' : 'gap';
 }
 
 /** A snapshot's parsed record line as a record, or why it is not a storable one. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { SignatureVerifier } from '../feed/signing.js';
-import { verifyChange, type FeedChange } from './change.js';
+import { chainLink, verifyChange, type FeedChange, type RefusalReason } from './change.js';
 import { mirrorChangesApplied, mirrorChangesRefused, mirrorConnected, mirrorSnapshots, mirrorVersion, reportLag } from './metrics.js';
 import { readSnapshot, SnapshotRefused } from './snapshot.js';
 import { ResyncRequired, SourceClient, type SourceStream } from './source-client.js';
@@ -35,7 +35,7 @@ export interface FollowedSource {
   stored: StoredSource;
 }
 
-/** A change failed verification: nothing from it on is applied until the source is asked again. */
+/** A change failed verification or broke the chain: nothing from it on is applied until the source is asked again. */
 class ChangeRefused extends Error {}
 
 const FIRST_RETRY_MS = 250;
@@ -49,12 +49,15 @@ const PERSIST_SETTLED_EVERY_MS = 10_000;
 
 /**
  * Follows one source: a verified snapshot when there is no version to resume from, then the change
- * stream from the version applied, each batch verified and committed with the version it reaches.
- * Every failure (source unreachable, refused data, 410, database) leaves what is stored answering,
- * and is retried with backoff from the last version committed.
+ * stream from the version applied, each batch verified, checked to continue the chain of changes
+ * (each names its predecessor) and committed with the version it reaches. Every failure (source
+ * unreachable, refused data, 410, database) leaves what is stored answering, and is retried with
+ * backoff from the last version committed.
  */
 export class SourceFollower {
   private version: number | null;
+  /** The last change of the source applied here: the `previous` the next one must name. */
+  private lastChange: number | null;
   private snapshotVersion: number | null;
   private snapshotAt: Date | null;
   private persistedAt = 0;
@@ -76,11 +79,12 @@ export class SourceFollower {
   constructor(
     private readonly source: FollowedSource,
     private readonly store: MirrorStore,
-    private readonly options: { retryMaxMs: number; logger: Logger },
+    private readonly options: { retryMaxMs: number; logger: Logger; ca: string | undefined },
   ) {
-    this.client = new SourceClient(source.url, source.token);
+    this.client = new SourceClient(source.url, source.token, options.ca);
     this.label = { source: source.verifier.keyId };
     this.version = source.stored.versionApplied;
+    this.lastChange = source.stored.lastChange;
     this.snapshotVersion = source.stored.snapshotVersion;
     this.snapshotAt = source.stored.snapshotAt;
     // What an earlier run applied was current when it was last written.
@@ -156,6 +160,7 @@ export class SourceFollower {
       const chunks = stream;
       const verified = await this.store.replaceFromSnapshot(this.storeKey(), (stage) => readSnapshot(chunks, this.source.verifier, stage));
       this.version = verified.version;
+      this.lastChange = verified.lastChange;
       this.snapshotVersion = verified.version;
       this.snapshotAt = new Date();
       this.persistedAt = Date.now();
@@ -200,16 +205,18 @@ export class SourceFollower {
     for (const event of events) {
       if (event.event === 'change') {
         const verdict = verifyChange(event.data, this.source.verifier);
-        if ('refused' in verdict) {
-          // What verified before it is good, and is kept.
-          await this.commit(batch, reached);
-          mirrorChangesRefused.inc({ ...this.label, reason: verdict.refused });
-          throw new ChangeRefused(verdict.detail);
-        }
+        if ('refused' in verdict) return this.refuse(batch, verdict.refused, verdict.detail);
+        const { change } = verdict;
+        const lastApplied = batch.at(-1)?.version ?? this.lastChange!;
+        const link = chainLink(change, lastApplied);
         // A replay of what is already applied (the stream resumed from an older version).
-        if (verdict.change.version <= reached) continue;
-        batch.push(verdict.change);
-        reached = verdict.change.version;
+        if (link === 'applied') continue;
+        if (link === 'gap') {
+          return this.refuse(batch, 'gap', `change ${change.version} follows change ${change.previous}, but the last change applied here is ${lastApplied}: a change between them did not arrive`);
+        }
+        batch.push(change);
+        // Not the change's version alone: a `settled` event may already have moved past it.
+        reached = Math.max(reached, change.version);
         if (batch.length >= MAX_BATCH) {
           await this.commit(batch, reached);
           batch = [];
@@ -221,16 +228,31 @@ export class SourceFollower {
     await this.commit(batch, reached);
   }
 
+  /**
+   * Counts a refused entry and ends the stream. What verified before it is kept. The resume point
+   * goes back to the last change applied, durably: an unsigned `settled` event may have moved it
+   * past a change that never arrived, and the source is asked again for everything after it.
+   */
+  private async refuse(batch: FeedChange[], reason: RefusalReason, detail: string): Promise<never> {
+    await this.commit(batch, batch.at(-1)?.version ?? this.lastChange!);
+    mirrorChangesRefused.inc({ ...this.label, reason });
+    throw new ChangeRefused(detail);
+  }
+
   private async commit(batch: FeedChange[], reached: number): Promise<void> {
     if (batch.length === 0) {
-      if (reached <= this.version!) return;
-      if (Date.now() - this.persistedAt < PERSIST_SETTLED_EVERY_MS) {
+      if (reached === this.version) return;
+      // Moving forward past versions without changes costs only a replay of an empty range if
+      // lost; moving back after a refusal must not be lost.
+      if (reached > this.version! && Date.now() - this.persistedAt < PERSIST_SETTLED_EVERY_MS) {
         this.advance(reached);
         return;
       }
     }
-    await this.store.applyChanges(this.storeKey(), batch, reached);
+    const lastChange = batch.at(-1)?.version ?? this.lastChange!;
+    await this.store.applyChanges(this.storeKey(), batch, reached, lastChange);
     this.persistedAt = Date.now();
+    this.lastChange = lastChange;
     this.advance(reached);
     if (batch.length > 0) mirrorChangesApplied.inc(this.label, batch.length);
   }
@@ -282,7 +304,10 @@ export class SourceFollower {
   }
 }
 
-/** The horizon a `settled` event moves to; unsigned, so only ever a resume point, never data. */
+/**
+ * The horizon a `settled` event moves to; unsigned, so only ever a resume point, never data. A
+ * forged one that jumps past a change is caught by the next change, whose `previous` names it.
+ */
 function settledOf(event: ServerSentEvent): number {
   try {
     const settled = (JSON.parse(event.data) as { settled?: unknown }).settled;

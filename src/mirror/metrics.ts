@@ -27,7 +27,7 @@ export const mirrorChangesApplied = new Counter({
 
 export const mirrorChangesRefused = new Counter({
   name: 'atdirectory_mirror_changes_refused_total',
-  help: 'Feed changes refused and never applied: signature (not signed by --mirror-key) or malformed (not a storable change).',
+  help: 'Feed changes refused and never applied: signature (not signed by --mirror-key), malformed (not a storable change) or gap (its previous is not the last change applied: one before it never arrived).',
   labelNames: ['source', 'reason'] as const,
   registers: [registry],
 });

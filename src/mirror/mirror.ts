@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -12,7 +13,7 @@ export interface MirrorState {
   status(): SourceStatus[];
 }
 
-export type MirrorSettings = Pick<Config, 'mirror' | 'mirrorKey' | 'mirrorToken' | 'mirrorRetry' | 'dbConnectTimeout'>;
+export type MirrorSettings = Pick<Config, 'mirror' | 'mirrorKey' | 'mirrorToken' | 'mirrorCa' | 'mirrorRetry' | 'dbConnectTimeout'>;
 
 /**
  * A snapshot's replacement derives every atsign in one statement; on millions of records that
@@ -38,6 +39,7 @@ export class Mirror implements MirrorState {
       token: settings.mirrorToken[position]!,
       verifier: new SignatureVerifier(settings.mirrorKey[position]!),
     }));
+    const ca = await readCertificateAuthorities(settings.mirrorCa);
     const pool = createPool({
       connectionString: databaseUrl,
       // Each source holds at most one connection at a time (a snapshot or a batch).
@@ -57,7 +59,7 @@ export class Mirror implements MirrorState {
     }
     const mirrorLogger = logger.child({ component: 'mirror' });
     const followers = sources.map(
-      (source, position) => new SourceFollower({ ...source, stored: stored[position]! }, store, { retryMaxMs: settings.mirrorRetry, logger: mirrorLogger }),
+      (source, position) => new SourceFollower({ ...source, stored: stored[position]! }, store, { retryMaxMs: settings.mirrorRetry, logger: mirrorLogger, ca }),
     );
     for (const follower of followers) follower.start();
     mirrorLogger.info(
@@ -87,6 +89,17 @@ export class Mirror implements MirrorState {
     await Promise.all(this.followers.map((follower) => follower.stop()));
     await this.pool.end();
   }
+}
+
+/** The PEM file of --mirror-ca, read once at start; undefined (the public roots) when not set. */
+async function readCertificateAuthorities(path: string): Promise<string | undefined> {
+  if (!path) return undefined;
+  const pem = await readFile(path, 'utf8').catch((error: Error) => {
+    throw new Error(`cannot read --mirror-ca ${path}: ${error.message}`);
+  });
+  // Node would take a file without one as no CA at all, and every source would then look untrusted.
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--mirror-ca ${path} holds no PEM certificate`);
+  return pem;
 }
 
 /** Adds the mirror's check to the process's readiness. */

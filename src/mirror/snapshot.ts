@@ -8,6 +8,8 @@ export class SnapshotRefused extends Error {}
 export interface VerifiedSnapshot {
   /** Every change up to this version is reflected: follow the feed from here. */
   version: number;
+  /** The last change at or below `version`: what the next change must name as its `previous`. */
+  lastChange: number;
   count: number;
 }
 
@@ -19,7 +21,7 @@ const MAX_LINE_BYTES = 64 * 1024;
  * Reads a `GET /v1/snapshot` body (NDJSON: a `snapshot` line, `record` lines, an `end` line) as it
  * arrives, handing records to `stage` in batches so that a snapshot of any size costs bounded
  * memory. Resolves only once the `end` line has been checked: the count, the SHA-256 of the record
- * lines exactly as received, the version, and the signature. Throws SnapshotRefused otherwise;
+ * lines exactly as received, the version, the last change, and the signature. Throws SnapshotRefused otherwise;
  * the caller must then discard everything staged.
  */
 export async function readSnapshot(
@@ -98,10 +100,14 @@ function headerOf(entry: Record<string, unknown>, verifier: SignatureVerifier): 
 
 function verifyEnd(entry: Record<string, unknown>, version: number, count: number, sha256: string, verifier: SignatureVerifier): VerifiedSnapshot {
   if (entry.version !== version) throw new SnapshotRefused(`the end line is for version ${String(entry.version)}, the header for ${version}`);
+  const lastChange = entry.lastChange;
+  if (!Number.isSafeInteger(lastChange) || (lastChange as number) < 0 || (lastChange as number) > version) {
+    throw new SnapshotRefused(`the end line's lastChange is not an integer from 0 to the version ${version}`);
+  }
   if (entry.count !== count) throw new SnapshotRefused(`the end line counts ${String(entry.count)} records, ${count} were received`);
   if (entry.sha256 !== sha256) throw new SnapshotRefused('the SHA-256 of the record lines does not match the end line');
-  if (!verifier.verify(snapshotMessage({ version, count, sha256 }), entry.signature)) {
+  if (!verifier.verify(snapshotMessage({ version, lastChange: lastChange as number, count, sha256 }), entry.signature)) {
     throw new SnapshotRefused(`the end line does not carry a valid signature of key ${verifier.keyId}`);
   }
-  return { version, count };
+  return { version, lastChange: lastChange as number, count };
 }

@@ -17,6 +17,8 @@ export interface SourceStream extends AsyncIterable<Buffer> {
  * is gone even if no error said so (a silent network drop leaves a socket open forever).
  */
 const IDLE_TIMEOUT_MS = 45_000;
+/** OpenSSL's verification failures of a certificate chain, as Node reports them in `code`. */
+const UNTRUSTED_CERTIFICATE = /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_UNTRUSTED)$/;
 /** Enough of an error body for a log line. */
 const ERROR_BODY_BYTES = 4096;
 
@@ -34,6 +36,8 @@ export class SourceClient {
   constructor(
     url: string,
     private readonly token: string,
+    /** PEM certificate authorities trusted for an https:// source instead of the public roots (--mirror-ca). */
+    private readonly ca: string | undefined,
     private readonly idleTimeoutMs = IDLE_TIMEOUT_MS,
   ) {
     this.base = url.endsWith('/') ? url : `${url}/`;
@@ -52,7 +56,7 @@ export class SourceClient {
   private open(path: string, mediaType: string, signal: AbortSignal): Promise<SourceStream> {
     const url = new URL(path, this.base);
     const where = `${url.origin}${url.pathname}`;
-    const transport = url.protocol === 'https:' ? https : http;
+    const secure = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
       let failure: Error | undefined;
       let settled = false;
@@ -63,12 +67,15 @@ export class SourceClient {
           reject(failure);
         }
       };
-      const request = transport.get(url, { headers: { authorization: `Bearer ${this.token}`, accept: mediaType }, agent: false, signal });
+      const options = { headers: { authorization: `Bearer ${this.token}`, accept: mediaType }, agent: false, signal };
+      const request = secure ? https.get(url, { ...options, ca: this.ca }) : http.get(url, options);
       // Inactivity of the socket: before the answer, and between chunks of the body.
       request.setTimeout(this.idleTimeoutMs, () => request.destroy(new SourceUnavailable(`${where} sent nothing for ${this.idleTimeoutMs} ms`)));
       request.on('error', (error) => {
         if (signal.aborted || error instanceof SourceUnavailable) return fail(error);
-        fail(new SourceUnavailable(`cannot reach ${url.origin}: ${(error as NodeJS.ErrnoException).code ?? error.message}`, { cause: error }));
+        const code = (error as NodeJS.ErrnoException).code;
+        const hint = secure && code !== undefined && UNTRUSTED_CERTIFICATE.test(code) ? ' (its certificate is not trusted: see --mirror-ca)' : '';
+        fail(new SourceUnavailable(`cannot reach ${url.origin}: ${code ?? error.message}${hint}`, { cause: error }));
       });
       request.on('response', (response) => {
         refuseUnusable(response, where, mediaType).then(

@@ -17,6 +17,8 @@ export interface StoredSource {
   id: number;
   /** Null until a snapshot of it has been applied (or again once its key changed). */
   versionApplied: number | null;
+  /** The version of its last change applied here (the `previous` its next change must name); null with versionApplied. */
+  lastChange: number | null;
   snapshotVersion: number | null;
   snapshotAt: Date | null;
   /** When a change or snapshot of it was last committed. */
@@ -26,6 +28,7 @@ export interface StoredSource {
 interface SourceRow {
   id: number;
   version_applied: string | null;
+  last_change: string | null;
   snapshot_version: string | null;
   snapshot_at: Date | null;
   updated_at: Date;
@@ -60,7 +63,7 @@ export class MirrorStore {
            ON CONFLICT (url) DO UPDATE
               SET position = EXCLUDED.position, public_key = EXCLUDED.public_key, key_id = EXCLUDED.key_id,
                   version_applied = CASE WHEN s.public_key = EXCLUDED.public_key THEN s.version_applied END
-           RETURNING id, version_applied::text, snapshot_version::text, snapshot_at, updated_at`,
+           RETURNING id, version_applied::text, last_change::text, snapshot_version::text, snapshot_at, updated_at`,
           [source.url, source.publicKey, source.keyId, position],
         );
         stored.push(fromRow(rows[0]!));
@@ -76,12 +79,15 @@ export class MirrorStore {
     });
   }
 
-  /** Applies verified changes of one source, in order, and records `reached` with them. */
-  async applyChanges(source: { id: number; keyId: string }, changes: readonly FeedChange[], reached: number): Promise<void> {
+  /**
+   * Applies verified changes of one source, in order, and records with them `reached` (where to
+   * resume) and `lastChange` (the last change of the source's chain applied).
+   */
+  async applyChanges(source: { id: number; keyId: string }, changes: readonly FeedChange[], reached: number, lastChange: number): Promise<void> {
     const stopTimer = applyDuration.startTimer();
     try {
       await this.transaction(`mirror:${source.keyId}`, (client) =>
-        client.query('SELECT mirror_apply_changes($1, $2::text[], $3::text[], $4::integer[], $5::text[], $6::bigint[], $7)', [
+        client.query('SELECT mirror_apply_changes($1, $2::text[], $3::text[], $4::integer[], $5::text[], $6::bigint[], $7, $8)', [
           source.id,
           changes.map((change) => change.atsign),
           changes.map((change) => change.host),
@@ -89,6 +95,7 @@ export class MirrorStore {
           changes.map((change) => change.status),
           changes.map((change) => change.version),
           reached,
+          lastChange,
         ]),
       );
     } catch (error) {
@@ -134,7 +141,7 @@ export class MirrorStore {
           throw error;
         }
       });
-      await client.query('SELECT mirror_replace_snapshot($1, $2)', [source.id, verified.version]);
+      await client.query('SELECT mirror_replace_snapshot($1, $2, $3)', [source.id, verified.version, verified.lastChange]);
       return verified;
     });
   }
@@ -168,6 +175,7 @@ function fromRow(row: SourceRow): StoredSource {
   return {
     id: row.id,
     versionApplied: row.version_applied === null ? null : Number(row.version_applied),
+    lastChange: row.last_change === null ? null : Number(row.last_change),
     snapshotVersion: row.snapshot_version === null ? null : Number(row.snapshot_version),
     snapshotAt: row.snapshot_at,
     updatedAt: row.updated_at,

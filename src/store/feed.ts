@@ -37,6 +37,8 @@ export interface LoggedRange {
   issued: number;
   /** The highest version trimmed from the log (0 if none): entries at or below it may be gone. */
   trimmedThrough: number;
+  /** The version of the last change at or below `after` (0 if none): the predecessor of the first entry. */
+  before: number;
 }
 
 export interface SnapshotRecord {
@@ -78,13 +80,23 @@ const XID_BOUNDS = {
           GROUP BY fresh.xid`,
 };
 
-// One statement, so the rows and the trim mark come from one snapshot: a trim that commits
-// meanwhile either removed the rows and shows in the mark, or did neither.
+// The version of the last change at or below a settled version: the greatest the log holds there,
+// or the trim mark when that is greater (it is the greatest version trimmed, so a change's). Exact
+// wherever the log reaches, at or above the mark: no entry above the mark has been trimmed.
+// What the feed signs as an entry's `previous` and a snapshot's `lastChange`, so both must agree.
+const lastChangeThrough = (version: string) => `greatest(
+  (SELECT max(version) FROM atsign_changes WHERE version <= ${version}),
+  (SELECT trimmed_through_version FROM atsign_change_log_state WHERE trimmed_through_version <= ${version}),
+  0)`;
+
+// One statement, so the rows, the trim mark and the predecessor come from one snapshot: a trim
+// that commits meanwhile either removed the rows and shows in the mark, or did neither.
 const CHANGES = {
   name: 'atdirectory-feed-changes',
-  text: `SELECT bounds.issued, bounds.trimmed, c.version, c.atsign, c.host, c.port, c.status, c.changed_at
+  text: `SELECT bounds.issued, bounds.trimmed, bounds.before, c.version, c.atsign, c.host, c.port, c.status, c.changed_at
            FROM (SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM atsign_version_seq)::text AS issued,
-                        (SELECT coalesce(trimmed_through_version, 0) FROM atsign_change_log_state)::text AS trimmed) bounds
+                        (SELECT coalesce(trimmed_through_version, 0) FROM atsign_change_log_state)::text AS trimmed,
+                        ${lastChangeThrough('$1')}::text AS before) bounds
            LEFT JOIN LATERAL (
              SELECT version, atsign, host, port, status, changed_at FROM atsign_changes
               WHERE version > $1 AND version <= $2 ORDER BY version LIMIT $3
@@ -94,6 +106,7 @@ const CHANGES = {
 interface ChangesRow {
   issued: string;
   trimmed: string;
+  before: string;
   version: string | null;
   atsign: string;
   host: string | null;
@@ -137,6 +150,7 @@ export class FeedStore {
     return {
       issued: Number(first.issued),
       trimmedThrough: Number(first.trimmed),
+      before: Number(first.before),
       changes: first.version === null ? [] : rows.map(fromChangesRow),
     };
   }
@@ -194,6 +208,19 @@ export class SnapshotCursor {
         rowMode: 'array',
       });
       return rows.map(([atsign, host, port, status, version]) => ({ atsign, host, port, status, version: Number(version) }));
+    } catch (error) {
+      dbErrors.inc();
+      this.broken ??= error as Error;
+      throw error;
+    }
+  }
+
+  /** The version of the last change at or below `version`, as this snapshot sees the log. */
+  async lastChangeThrough(version: number): Promise<number> {
+    if (this.closed) throw new Error('snapshot cursor read after it was closed');
+    try {
+      const { rows } = await this.client.query<{ last_change: string }>(`SELECT ${lastChangeThrough('$1::bigint')}::text AS last_change`, [version]);
+      return Number(rows[0]!.last_change);
     } catch (error) {
       dbErrors.inc();
       this.broken ??= error as Error;

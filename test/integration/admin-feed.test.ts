@@ -132,6 +132,17 @@ async function issued(database: TestDatabase): Promise<number> {
   return Number(rows[0]!.version);
 }
 
+/** The version of the last change at or below `version`, from the log itself (untrimmed here). */
+async function lastChangeThrough(database: TestDatabase, version: number): Promise<number> {
+  const { rows } = await database.pool.query<{ version: string }>('SELECT coalesce(max(version), 0)::text AS version FROM atsign_changes WHERE version <= $1', [version]);
+  return Number(rows[0]!.version);
+}
+
+/** Each entry names the one before it; the first names `first`. */
+function expectChained(changes: Change[], first: number): void {
+  expect(changes.map((change) => change.previous)).toEqual([first, ...changes.slice(0, -1).map((change) => change.version)]);
+}
+
 async function versionOf(database: TestDatabase, atsign: string): Promise<number> {
   const { rows } = await database.pool.query<{ version: string }>('SELECT version FROM atsigns WHERE atsign = $1', [atsign]);
   return Number(rows[0]!.version);
@@ -231,7 +242,7 @@ describe('change feed', () => {
     expect(versions.every((version) => version > start && version <= settled)).toBe(true);
     expect(versions).not.toContain(rolledBackVersion);
     for (const change of body.changes) {
-      expect(Object.keys(change)).toEqual(['version', 'atsign', 'host', 'port', 'status', 'changedAt', 'signature']);
+      expect(Object.keys(change)).toEqual(['version', 'previous', 'atsign', 'host', 'port', 'status', 'changedAt', 'signature']);
       expect(change.changedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     }
   });
@@ -246,6 +257,7 @@ describe('change feed', () => {
     const [change] = changes;
     for (const tampered of [
       { ...change!, version: change!.version + 1 },
+      { ...change!, previous: change!.previous + 1 },
       { ...change!, atsign: `${change!.atsign}x` },
       { ...change!, host: 'evil.example' },
       { ...change!, port: 1 },
@@ -256,6 +268,66 @@ describe('change feed', () => {
     }
     const deletion = changes.find((entry) => entry.atsign === 'signed-carol' && entry.host === null)!;
     expect(verifies({ ...deletion, host: 'back.example', port: 1, status: 'active' })).toBe(false);
+  });
+
+  it('chains every entry to the change before it in the log, across rolled-back versions and deletions, whatever the reader\'s after', async () => {
+    await insertRecord(database.pool, 'chain-before', 'chain.example', 1);
+    const start = await settledAll();
+    await insertRecord(database.pool, 'chain-a', 'chain.example', 1);
+    const rolledBack = await openTransaction();
+    await rolledBack.query("INSERT INTO atsigns (atsign, host, port) VALUES ('chain-never', 'never.example', 1)");
+    const rolledBackVersion = Number((await rolledBack.query("SELECT version FROM atsigns WHERE atsign = 'chain-never'")).rows[0].version);
+    await rolledBack.query('ROLLBACK');
+    await admin.request('DELETE', '/v1/atsigns/chain-a', { token });
+    await insertRecord(database.pool, 'chain-b', 'chain.example', 2);
+    await settledAll();
+
+    const whole = await json<Page>(await page(`?after=${start}`));
+    expect(whole.changes.map((change) => change.atsign)).toEqual(['chain-a', 'chain-a', 'chain-b']);
+    // The first names the last change at or below `after` (not `after` itself, which may carry none).
+    expectChained(whole.changes, await versionOf(database, 'chain-before'));
+    expect(whole.changes.map((change) => change.previous)).not.toContain(rolledBackVersion);
+    // Whatever the reader asked for, the same entry names the same predecessor, and signs it.
+    for (const after of [rolledBackVersion, whole.changes[0]!.version, rolledBackVersion - 1]) {
+      const part = await json<Page>(await page(`?after=${after}`));
+      expect(part.changes).toEqual(whole.changes.filter((change) => change.version > after));
+    }
+    // One entry a page: every page's first entry still names the one before it.
+    const paged: Change[] = [];
+    for (let after = start; paged.length < whole.changes.length; ) {
+      const one = await json<Page>(await page(`?after=${after}&limit=1`));
+      paged.push(...one.changes);
+      after = one.next;
+    }
+    expect(paged).toEqual(whole.changes);
+    expect(whole.changes.every(verifies)).toBe(true);
+  });
+
+  it('chains the stream the same way: catch-up, the hand-over to live and the shared fan-out', async () => {
+    const start = await settledAll();
+    await insertRecord(database.pool, 'chain-stream-old', 'chain.example', 1);
+    await settledAll();
+    // One catches up from the log, then goes live; the other is live from the start.
+    const catchingUp = await stream(`?after=${start}`);
+    const live = await stream(`?after=${await settledAll()}`);
+    const rolledBack = await openTransaction();
+    await rolledBack.query("INSERT INTO atsigns (atsign, host, port) VALUES ('chain-stream-never', 'never.example', 1)");
+    await rolledBack.query('ROLLBACK');
+    await insertRecord(database.pool, 'chain-stream-new', 'chain.example', 1);
+    await database.pool.query("DELETE FROM atsigns WHERE atsign = 'chain-stream-new'");
+    const last = await settledAll();
+    const { changes } = await json<Page>(await page(`?after=${start}`));
+    expect(changes.map((change) => change.atsign)).toEqual(['chain-stream-old', 'chain-stream-new', 'chain-stream-new']);
+    expectChained(changes, await lastChangeThrough(database, start));
+    for (const client of [catchingUp, live]) await client.waitFor((message) => message.id === String(last) || message.id === String(changes.at(-1)!.version));
+    expect(catchingUp.changes()).toEqual(changes);
+    expect(live.changes()).toEqual(changes.slice(1));
+    // A reconnection resuming after the last change gets the next one named after it.
+    await insertRecord(database.pool, 'chain-stream-later', 'chain.example', 1);
+    const resumed = await stream('', { 'last-event-id': String(last) });
+    const later = await versionOf(database, 'chain-stream-later');
+    await resumed.waitFor((message) => message.id === String(later));
+    expect(resumed.changes().map((change) => change.previous)).toEqual([changes.at(-1)!.version]);
   });
 
   it('pages with limit: next is the last version of a full page, then the settled horizon', async () => {
@@ -454,7 +526,7 @@ describe('change feed', () => {
       header: { type: string; version: number; publicKey: string; createdAt: string };
       records: Array<{ type: string; atsign: string; host: string; port: number; status: string; version: number }>;
       recordText: string;
-      end: { type: string; version: number; count: number; sha256: string; signature: string };
+      end: { type: string; version: number; lastChange: number; count: number; sha256: string; signature: string };
     }
 
     async function snapshot(): Promise<SnapshotLines> {
@@ -492,12 +564,15 @@ describe('change feed', () => {
       expect(records.find((record) => record.atsign === 'snap-frank')!.status).toBe('suspended');
       expect(records.find((record) => record.atsign === 'snap-gone')).toBeUndefined();
 
-      expect(Object.keys(end)).toEqual(['type', 'version', 'count', 'sha256', 'signature']);
-      expect(end).toMatchObject({ type: 'end', version: settled, count: records.length });
+      expect(Object.keys(end)).toEqual(['type', 'version', 'lastChange', 'count', 'sha256', 'signature']);
+      expect(end).toMatchObject({ type: 'end', version: settled, lastChange: await lastChangeThrough(database, settled), count: records.length });
+      // snap-gone's deletion is the last change: a reader's chain starts from it, though no record shows it.
+      expect(end.lastChange).toBeGreaterThan(Math.max(...records.map((record) => record.version)));
       expect(end.sha256).toBe(createHash('sha256').update(recordText).digest('hex'));
       expect(verifier.verify(snapshotMessage(end), end.signature)).toBe(true);
       expect(verifier.verify(snapshotMessage({ ...end, count: end.count - 1 }), end.signature)).toBe(false);
       expect(verifier.verify(snapshotMessage({ ...end, version: end.version + 1 }), end.signature)).toBe(false);
+      expect(verifier.verify(snapshotMessage({ ...end, lastChange: end.lastChange - 1 }), end.signature)).toBe(false);
       expect(verifier.verify(snapshotMessage({ ...end, sha256: createHash('sha256').update('x').digest('hex') }), end.signature)).toBe(false);
     });
 
@@ -517,6 +592,8 @@ describe('change feed', () => {
       // ...so a mirror applying the feed from it misses nothing.
       const state = new Map(taken.records.map((record) => [record.atsign, { host: record.host, port: record.port, status: record.status }]));
       const { changes } = await json<Page>(await page(`?after=${taken.header.version}&limit=10000`));
+      // The first change after it names the snapshot's last change, so a mirror's chain holds.
+      expect(changes[0]!.previous).toBe(taken.end.lastChange);
       for (const change of changes) {
         if (change.host === null) state.delete(change.atsign);
         else state.set(change.atsign, { host: change.host, port: change.port!, status: change.status! });
@@ -571,16 +648,54 @@ describe('change feed after the log was trimmed', () => {
       expect(problem).toMatchObject({ type: '/problems/resync-required', status: 410, snapshot: '/v1/snapshot' });
       expect(problem.detail).toContain('no longer reaches back');
     }
+    const [first] = await changesAfter(trimmed, 1);
+    expect(first!.atsign).toBe('new');
+    // The change before it is gone from the log, but the trim mark is its version.
+    expect(first!.previous).toBe(trimmed);
+  });
+
+  it('names the trimmed-through version as the predecessor, in pages and snapshots, when everything below is gone', async () => {
+    await database.pool.query("SELECT trim_atsign_changes('0 seconds')");
+    const { rows } = await database.pool.query<{ trimmed: string }>('SELECT trimmed_through_version::text AS trimmed FROM atsign_change_log_state');
+    const trimmed = Number(rows[0]!.trimmed);
+    // A version drawn by a transaction that rolled back, above the mark: never a predecessor.
+    const rolledBack = await database.pool.connect();
+    try {
+      await rolledBack.query('BEGIN');
+      await rolledBack.query("INSERT INTO atsigns (atsign, host, port) VALUES ('never', 'never.example', 1)");
+      await rolledBack.query('ROLLBACK');
+    } finally {
+      rolledBack.release();
+    }
+    const snapshot = await waitForSnapshotAbove(trimmed);
+    expect(snapshot.lastChange).toBe(trimmed);
+    await insertRecord(database.pool, 'newer', 'new.example', 1);
+    for (const after of [trimmed, trimmed + 1]) {
+      const [next] = await changesAfter(after, 1);
+      expect(next).toMatchObject({ atsign: 'newer', previous: trimmed });
+    }
+  });
+
+  /** The changes after `after` once `count` of them have settled. */
+  async function changesAfter(after: number, count: number): Promise<Change[]> {
     for (let attempt = 0; ; attempt++) {
-      const body = await json<Page>(await admin.request('GET', `/v1/changes?after=${trimmed}`, { token }));
-      if (body.changes.length === 1) {
-        expect(body.changes[0]!.atsign).toBe('new');
-        break;
-      }
+      const body = await json<Page>(await admin.request('GET', `/v1/changes?after=${after}`, { token }));
+      if (body.changes.length === count) return body.changes;
       expect(attempt).toBeLessThan(100);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-  });
+  }
+
+  /** The end line of a snapshot taken at a version above `version`. */
+  async function waitForSnapshotAbove(version: number): Promise<{ version: number; lastChange: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const text = await (await admin.request('GET', '/v1/snapshot', { token })).text();
+      const end = JSON.parse(text.trim().split('\n').at(-1)!) as { version: number; lastChange: number };
+      if (end.version > version) return end;
+      expect(attempt).toBeLessThan(100);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 });
 
 describe('large snapshots and slow subscribers', () => {
@@ -669,7 +784,7 @@ describe('large snapshots and slow subscribers', () => {
       }
       peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
     }
-    const end = JSON.parse(last) as { version: number; count: number; sha256: string; signature: string };
+    const end = JSON.parse(last) as { version: number; lastChange: number; count: number; sha256: string; signature: string };
     expect(count).toBe(RECORDS);
     expect(end.count).toBe(RECORDS);
     expect(end.sha256).toBe(digest.digest('hex'));

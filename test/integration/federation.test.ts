@@ -78,7 +78,7 @@ describe('federation: a central, a private directory with it upstream, and a mir
     const upstreamArgs = ['--upstream', `127.0.0.1:${lookupPort}`, '--upstream-ca', join(centralDir, 'tls', 'cert.pem')];
     privateDirectory = await spawnServe(upstreamArgs, { DATABASE_URL: privateDatabase.url });
 
-    proxy = await TamperingProxy.start(`http://127.0.0.1:${adminPort}`, { atsign: 'tampered', host: 'evil.example.com' });
+    proxy = await TamperingProxy.start(`http://127.0.0.1:${adminPort}`, { tampering: { atsign: 'tampered', action: 'rewrite-host', host: 'evil.example.com' } });
     // Unreachable at first: the mirror must not report ready before its first snapshot.
     proxy.hold();
     const mirrorDir = await temporary('mirror');
@@ -147,6 +147,18 @@ describe('federation: a central, a private directory with it upstream, and a mir
     // Never stored, so never answered by any process of the mirror.
     const history = (await (await mirrorAdmin('GET', '/v1/atsigns/tampered/history')).json()) as { items: Array<{ newValue: { host: string } | null }> };
     expect(history.items.map((item) => item.newValue?.host)).toEqual(['genuine.example.com']);
+  });
+
+  it('notices a change dropped on the way at the next one, and obtains it from the central', async () => {
+    proxy.tamperWith({ atsign: 'tampered', action: 'drop' });
+    expect((await centralAdmin('PATCH', '/v1/atsigns/tampered', { status: 'suspended', reason: 'phishing' })).status).toBe(200);
+    expect(await eventually(() => proxy.tampered === 2)).toBe(true);
+    expect(await lookupOnce(mirror.port, 'tampered')).toBe('@genuine.example.com:6464\r\n@');
+    await centralPut('after-drop', 'after.example.com', 6464);
+    expect(await mirrorAnswers('tampered', '@null\r\n@')).toBe(true);
+    expect(await mirrorAnswers('after-drop', '@after.example.com:6464\r\n@')).toBe(true);
+    expect(await mirrorMetric(`atdirectory_mirror_changes_refused_total{source="${keyId}",reason="gap"}`)).toBe(1);
+    expect(mirror.logs.some((line) => line.msg.startsWith('refused data from a mirror source') && String(line.reason).endsWith('a change between them did not arrive'))).toBe(true);
   });
 
   it('keeps answering with the central stopped, and catches up when it is back', async () => {

@@ -1,13 +1,19 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mirror, type MirrorSettings } from '../../src/mirror/mirror.js';
 import { MirrorStore } from '../../src/mirror/store.js';
 import { registry } from '../../src/ops/registry.js';
+import { developmentCertificate } from '../../src/tls/certificate.js';
 import { startTestAdmin, type TestAdmin } from '../support/admin-harness.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { eventually, startTestLookup, type TestLookup } from '../support/lookup-harness.js';
 import { parseMetrics } from '../support/metrics.js';
 import { lookupOnce } from '../support/raw-client.js';
+import { TamperingProxy } from '../support/tampering-proxy.js';
 
 // A mirror in this process following real sources: admin APIs on their own test databases (the
 // producer's feed routes, real HTTP), the mirror's followers writing into a third database, and a
@@ -48,11 +54,12 @@ async function stopSource(source: Source): Promise<void> {
   await source.database.drop();
 }
 
-function settingsFor(sources: Array<Pick<Source, 'admin' | 'publicKey' | 'readToken'>>): MirrorSettings {
+function settingsFor(sources: Array<Pick<Source, 'admin' | 'publicKey' | 'readToken'>>, urls = sources.map((source) => source.admin.url)): MirrorSettings {
   return {
-    mirror: sources.map((source) => source.admin.url),
+    mirror: urls,
     mirrorKey: sources.map((source) => source.publicKey),
     mirrorToken: sources.map((source) => source.readToken),
+    mirrorCa: '',
     mirrorRetry: 500,
     dbConnectTimeout: 2000,
   };
@@ -397,5 +404,183 @@ describe('a mirror of several sources', () => {
     const [stored] = await store.syncSources([{ url: first.admin.url, publicKey: second.publicKey, keyId: second.keyId }]);
     expect(stored!.versionApplied).toBeNull();
     expect(await answer('shared')).toBe('@first.example.com:1\r\n@');
+  });
+});
+
+describe('a mirror following through a man in the middle', () => {
+  let central: Source;
+  let proxy: TamperingProxy & { url: string };
+  let database: TestDatabase;
+  let mirror: Mirror;
+  let lookup: TestLookup;
+  const answer = (atsign: string) => lookupOnce(lookup.port, atsign);
+  const answers = (atsign: string, expected: string) => eventually(async () => (await answer(atsign)) === expected, 5000, 25);
+  const gaps = () => metric(`atdirectory_mirror_changes_refused_total{source="${central.keyId}",reason="gap"}`);
+
+  beforeAll(async () => {
+    central = await startSource();
+    proxy = await TamperingProxy.start(central.admin.url);
+    database = await createTestDatabase();
+    lookup = await startTestLookup(database.url);
+    await central.put('phish', 'phish.example.com', 6464);
+    await central.put('forged', 'forged.example.com', 6464);
+    mirror = await Mirror.start(settingsFor([central], [proxy.url]), database.url, silent);
+    // The snapshot may be at a version below these writes (the horizon lags them): the stream then
+    // replays them, and they must have gone by before the proxy is told to tamper with the next.
+    const { rows } = await central.database.pool.query<{ version: string }>('SELECT max(version)::text AS version FROM atsigns');
+    expect(await eventually(() => (mirror.status()[0]!.versionApplied ?? 0) >= Number(rows[0]!.version))).toBe(true);
+    expect(await answers('phish', '@phish.example.com:6464\r\n@')).toBe(true);
+  });
+
+  afterAll(async () => {
+    await mirror?.stop();
+    await lookup?.stop();
+    await proxy?.close();
+    await database?.drop();
+    await stopSource(central);
+  });
+
+  async function suspend(atsign: string): Promise<number> {
+    const response = await central.admin.request('PATCH', `/v1/atsigns/${atsign}`, { token: central.adminToken, body: { status: 'suspended', reason: 'phishing' } });
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { version: number }).version;
+  }
+
+  it('refuses the change after a dropped one as a gap, then obtains the dropped one from the source', async () => {
+    const before = await gaps();
+    proxy.tamperWith({ atsign: 'phish', action: 'drop' });
+    await suspend('phish');
+    expect(await eventually(() => proxy.tampered === 1)).toBe(true);
+    expect(await answer('phish')).toBe('@phish.example.com:6464\r\n@');
+
+    await central.put('after-drop', 'after.example.com', 1);
+    expect(await answers('phish', '@null\r\n@')).toBe(true);
+    expect(await answers('after-drop', '@after.example.com:1\r\n@')).toBe(true);
+    expect(await gaps()).toBe(before + 1);
+    expect(proxy.tampered).toBe(1);
+    expect(mirror.status()[0]!.lastError).toMatch(/^change \d+ follows change \d+, but the last change applied here is \d+: a change between them did not arrive$/);
+  });
+
+  it('a forged settled event jumping past a change cannot make the mirror skip it', async () => {
+    const before = await gaps();
+    proxy.tamperWith({ atsign: 'forged', action: 'settle' });
+    const suspension = await suspend('forged');
+    // The resume point moved past the suspension, which never arrived: without the chain, nothing would bring it back.
+    expect(await eventually(() => proxy.tampered === 2 && mirror.status()[0]!.versionApplied! >= suspension)).toBe(true);
+    expect(await answer('forged')).toBe('@forged.example.com:6464\r\n@');
+
+    await central.put('after-forged', 'after.example.com', 2);
+    expect(await answers('forged', '@null\r\n@')).toBe(true);
+    expect(await answers('after-forged', '@after.example.com:2\r\n@')).toBe(true);
+    expect(await gaps()).toBe(before + 1);
+    const { rows } = await database.pool.query<{ last_change: string }>('SELECT last_change::text FROM mirror_sources');
+    expect(Number(rows[0]!.last_change)).toBeGreaterThan(suspension);
+  });
+
+  it('a legitimate sequence never looks like a gap: rolled-back versions, deletions, a restart, a 410 and a new snapshot', async () => {
+    const before = await gaps();
+    const rolledBack = await central.database.pool.connect();
+    try {
+      await rolledBack.query('BEGIN');
+      await rolledBack.query("INSERT INTO atsigns (atsign, host, port) VALUES ('never', 'never.example', 1)");
+      await rolledBack.query('ROLLBACK');
+    } finally {
+      rolledBack.release();
+    }
+    expect((await central.admin.request('DELETE', '/v1/atsigns/after-drop', { token: central.adminToken })).status).toBe(204);
+    await central.put('legit', 'legit.example.com', 1);
+    expect(await answers('legit', '@legit.example.com:1\r\n@')).toBe(true);
+    expect(await answer('after-drop')).toBe('@null\r\n@');
+
+    // Resumed by a new run from what the last one committed.
+    await mirror.stop();
+    await central.put('legit', 'legit.example.com', 2);
+    mirror = await Mirror.start(settingsFor([central], [proxy.url]), database.url, silent);
+    expect(await answers('legit', '@legit.example.com:2\r\n@')).toBe(true);
+
+    // The log no longer reaches the mirror: 410, a new snapshot, and its chain starts from the snapshot's last change.
+    await mirror.stop();
+    await central.put('legit', 'legit.example.com', 3);
+    await central.database.pool.query(`SELECT trim_atsign_changes('0 seconds')`);
+    mirror = await Mirror.start(settingsFor([central], [proxy.url]), database.url, silent);
+    expect(await answers('legit', '@legit.example.com:3\r\n@')).toBe(true);
+    await central.put('legit', 'legit.example.com', 4);
+    expect(await answers('legit', '@legit.example.com:4\r\n@')).toBe(true);
+    expect(await gaps()).toBe(before);
+  });
+});
+
+describe('a mirror of an https:// source', () => {
+  let central: Source;
+  let proxy: TamperingProxy & { url: string };
+  let directory: string;
+  let certPath: string;
+  let database: TestDatabase;
+  let lookup: TestLookup;
+
+  beforeAll(async () => {
+    central = await startSource();
+    await central.put('alice', 'alice.example.com', 6464);
+    directory = await mkdtemp(join(tmpdir(), 'atdirectory-mirror-ca-'));
+    // The development certificate is self-signed: trusted only when given as --mirror-ca.
+    const certificate = await developmentCertificate(directory);
+    certPath = certificate.certPath;
+    proxy = await TamperingProxy.start(central.admin.url, { tls: { cert: certificate.cert, key: certificate.key } });
+    database = await createTestDatabase();
+    lookup = await startTestLookup(database.url);
+  });
+
+  afterAll(async () => {
+    await lookup?.stop();
+    await proxy?.close();
+    await database?.drop();
+    await stopSource(central);
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('without --mirror-ca refuses the source\'s certificate, says why and counts it; with it follows; then without it answers what it holds', async () => {
+    const logs: Array<{ msg: string; reason?: string }> = [];
+    const logger = pino({ level: 'warn' }, new Writable({ write: (line: Buffer, _encoding, done) => done(void logs.push(JSON.parse(line.toString()))) }));
+    const refusal = `cannot reach ${proxy.url}: DEPTH_ZERO_SELF_SIGNED_CERT (its certificate is not trusted: see --mirror-ca)`;
+    const untrusted = () => Mirror.start(settingsFor([central], [proxy.url]), database.url, logger);
+
+    let mirror = await untrusted();
+    try {
+      expect(await eventually(() => mirror.status()[0]!.lastError !== null)).toBe(true);
+      expect(mirror.status()[0]!.lastError).toBe(refusal);
+      expect(await metric(`atdirectory_mirror_snapshots_total{source="${central.keyId}",result="failed"}`)).toBeGreaterThanOrEqual(1);
+      expect(logs.some((line) => line.msg.startsWith('mirror source unavailable') && line.reason === refusal)).toBe(true);
+      expect(mirror.readiness()).toBe(`waiting for the first snapshot of ${proxy.url}`);
+    } finally {
+      await mirror.stop();
+    }
+
+    mirror = await Mirror.start({ ...settingsFor([central], [proxy.url]), mirrorCa: certPath }, database.url, silent);
+    try {
+      expect(await eventually(async () => (await lookupOnce(lookup.port, 'alice')) === '@alice.example.com:6464\r\n@')).toBe(true);
+      expect(await eventually(() => mirror.status()[0]!.connected)).toBe(true);
+      expect(mirror.status()[0]!.lastError).toBeNull();
+    } finally {
+      await mirror.stop();
+    }
+
+    // Resuming the change stream now, refused the same way, while what it holds keeps answering.
+    mirror = await untrusted();
+    try {
+      expect(await eventually(() => mirror.status()[0]!.lastError !== null)).toBe(true);
+      expect(mirror.status()[0]).toMatchObject({ connected: false, state: 'retrying', lastError: refusal });
+      expect(await lookupOnce(lookup.port, 'alice')).toBe('@alice.example.com:6464\r\n@');
+      expect(mirror.readiness()).toBe('ok');
+    } finally {
+      await mirror.stop();
+    }
+  });
+
+  it('stops at start on a --mirror-ca it cannot read or that holds no certificate', async () => {
+    const missing = join(directory, 'missing.pem');
+    await expect(Mirror.start({ ...settingsFor([central], [proxy.url]), mirrorCa: missing }, database.url, silent)).rejects.toThrow(`cannot read --mirror-ca ${missing}: ENOENT`);
+    const empty = join(directory, 'empty.pem');
+    await writeFile(empty, 'not a certificate\n');
+    await expect(Mirror.start({ ...settingsFor([central], [proxy.url]), mirrorCa: empty }, database.url, silent)).rejects.toThrow(`--mirror-ca ${empty} holds no PEM certificate`);
   });
 });

@@ -1,30 +1,52 @@
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /**
- * An HTTP proxy in front of a directory's admin API, for a mirror to follow through. It can alter
- * the host of one change event in the feed's stream (a man in the middle, once), and it can refuse
- * everything with 503 for a while (a source not yet reachable).
+ * What a man in the middle does to the first change event of `atsign` in the feed's stream:
+ * `rewrite-host` alters its host (the signature no longer verifies); `drop` removes it; `settle`
+ * replaces it with an unsigned `settled` event of its id, moving the reader's resume point past it.
+ */
+export type Tampering = { atsign: string } & ({ action: 'rewrite-host'; host: string } | { action: 'drop' } | { action: 'settle' });
+
+export interface ProxyOptions {
+  tampering?: Tampering;
+  /** Serve HTTPS with this certificate (the proxy is then the source a mirror sees over TLS). */
+  tls?: { cert: string; key: string };
+}
+
+/**
+ * A proxy in front of a directory's admin API, for a mirror to follow through. It can tamper with
+ * one change event of the feed's stream at a time, and it can refuse everything with 503 for a
+ * while (a source not yet reachable).
  */
 export class TamperingProxy {
-  /** Change events altered so far. */
+  /** Change events tampered with so far. */
   tampered = 0;
+  private tampering: Tampering | undefined;
   private holding = false;
   private readonly server: http.Server;
   private readonly exchanges = new Set<http.ClientRequest>();
 
   private constructor(
     private readonly target: URL,
-    private readonly rewrite: { atsign: string; host: string } | undefined,
+    options: ProxyOptions,
   ) {
-    this.server = http.createServer((request, response) => this.forward(request, response));
+    this.tampering = options.tampering;
+    const handler = (request: http.IncomingMessage, response: http.ServerResponse) => this.forward(request, response);
+    this.server = options.tls ? https.createServer(options.tls, handler) : http.createServer(handler);
   }
 
-  /** `rewrite`: the first change event of this atsign gets this host instead of its own. */
-  static async start(targetUrl: string, rewrite?: { atsign: string; host: string }): Promise<TamperingProxy & { url: string }> {
-    const proxy = new TamperingProxy(new URL(targetUrl), rewrite);
+  static async start(targetUrl: string, options: ProxyOptions = {}): Promise<TamperingProxy & { url: string }> {
+    const proxy = new TamperingProxy(new URL(targetUrl), options);
     await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
-    return Object.assign(proxy, { url: `http://127.0.0.1:${(proxy.server.address() as AddressInfo).port}` });
+    const scheme = options.tls ? 'https' : 'http';
+    return Object.assign(proxy, { url: `${scheme}://127.0.0.1:${(proxy.server.address() as AddressInfo).port}` });
+  }
+
+  /** Tampers with the next change event of `tampering.atsign`, once. */
+  tamperWith(tampering: Tampering): void {
+    this.tampering = tampering;
   }
 
   /** Answers 503 to everything until `release`. */
@@ -55,20 +77,20 @@ export class TamperingProxy {
         answer.on('close', () => {
           if (!answer.complete) response.destroy();
         });
-        const stream = answer.headers['content-type']?.startsWith('text/event-stream');
-        if (!stream || !this.rewrite) {
+        if (!answer.headers['content-type']?.startsWith('text/event-stream')) {
           answer.pipe(response);
           return;
         }
-        // Events are rewritten whole, so one split across reads is still found.
+        // Events are handled whole, so one split across reads is still found.
         let pending = '';
         answer.setEncoding('utf8');
         answer.on('data', (text: string) => {
           pending += text;
           const end = pending.lastIndexOf('\n\n');
           if (end === -1) return;
-          response.write(pending.slice(0, end + 2).split('\n\n').map((event) => this.alter(event)).join('\n\n'));
+          const events = pending.slice(0, end).split('\n\n');
           pending = pending.slice(end + 2);
+          response.write(events.map((event) => this.alter(event)).filter((event) => event !== undefined).map((event) => `${event}\n\n`).join(''));
         });
         answer.on('end', () => response.end(pending));
       },
@@ -80,10 +102,21 @@ export class TamperingProxy {
     request.pipe(upstream);
   }
 
-  private alter(event: string): string {
-    const rewrite = this.rewrite!;
-    if (this.tampered > 0 || !event.includes('event: change') || !event.includes(`"atsign":${JSON.stringify(rewrite.atsign)}`)) return event;
+  /** The event as passed on; undefined when dropped. */
+  private alter(event: string): string | undefined {
+    const tampering = this.tampering;
+    if (!tampering || !event.includes('event: change') || !event.includes(`"atsign":${JSON.stringify(tampering.atsign)}`)) return event;
+    this.tampering = undefined;
     this.tampered++;
-    return event.replace(/"host":"[^"]*"/, `"host":${JSON.stringify(rewrite.host)}`);
+    switch (tampering.action) {
+      case 'rewrite-host':
+        return event.replace(/"host":"[^"]*"/, `"host":${JSON.stringify(tampering.host)}`);
+      case 'drop':
+        return undefined;
+      case 'settle': {
+        const id = /^id: (\d+)$/m.exec(event)![1];
+        return `id: ${id}\nevent: settled\ndata: {"settled":${id}}`;
+      }
+    }
   }
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EventStream, changeEvent } from '../../src/feed/event-stream.js';
 
 const change = (version: number) =>
-  changeEvent({ version, atsign: `a${version}`, host: 'h.example', port: 1, status: 'active', changedAt: '2026-01-01T00:00:00.000Z', signature: 'c2ln' });
+  changeEvent({ version, previous: version - 1, atsign: `a${version}`, host: 'h.example', port: 1, status: 'active', changedAt: '2026-01-01T00:00:00.000Z', signature: 'c2ln' });
 
 function drain(stream: EventStream): string {
   let text = '';
@@ -17,7 +17,7 @@ describe('server-sent event stream', () => {
     stream.sendSettled(5);
     expect(drain(stream)).toBe(
       ': keepalive\n\n' +
-        `id: 3\nevent: change\ndata: {"version":3,"atsign":"a3","host":"h.example","port":1,"status":"active","changedAt":"2026-01-01T00:00:00.000Z","signature":"c2ln"}\n\n` +
+        `id: 3\nevent: change\ndata: {"version":3,"previous":2,"atsign":"a3","host":"h.example","port":1,"status":"active","changedAt":"2026-01-01T00:00:00.000Z","signature":"c2ln"}\n\n` +
         'id: 5\nevent: settled\ndata: {"settled":5}\n\n',
     );
     expect(stream.position).toBe(5);

@@ -20,7 +20,7 @@ function snapshot(options: { by?: SigningKey; recordLines?: string[]; end?: Reco
   const recordLines = options.recordLines ?? records.map((record) => JSON.stringify({ type: 'record', ...record }));
   const body = recordLines.map((line) => `${line}\n`).join('');
   const sha256 = createHash('sha256').update(body).digest('hex');
-  const end = { version: 150, count: recordLines.length, sha256, signature: by.sign(snapshotMessage({ version: 150, count: recordLines.length, sha256 })) };
+  const end = { version: 150, lastChange: 148, count: recordLines.length, sha256, signature: by.sign(snapshotMessage({ version: 150, lastChange: 148, count: recordLines.length, sha256 })) };
   const header = { type: 'snapshot', version: 150, publicKey: by.publicKey, createdAt: '2026-11-30T04:00:02.000Z', ...options.header };
   return `${JSON.stringify(header)}\n${body}${JSON.stringify({ type: 'end', ...end, ...options.end })}\n`;
 }
@@ -46,13 +46,13 @@ describe('reading a snapshot', () => {
   it('stages every record in batches and resolves with the verified version, however the bytes arrive', async () => {
     for (const chunkSize of [1, 7, 4096]) {
       const { verified, staged } = await read(snapshot(), chunkSize);
-      expect(verified).toEqual({ version: 150, count: 3 });
+      expect(verified).toEqual({ version: 150, lastChange: 148, count: 3 });
       expect(staged).toEqual([records.slice(0, 2), records.slice(2)]);
     }
   });
 
   it('accepts an empty directory and an end line without its newline', async () => {
-    expect((await read(snapshot({ recordLines: [] }))).verified).toEqual({ version: 150, count: 0 });
+    expect((await read(snapshot({ recordLines: [] }))).verified).toEqual({ version: 150, lastChange: 148, count: 0 });
     expect((await read(snapshot().replace(/\n$/, ''))).verified.count).toBe(3);
   });
 
@@ -61,12 +61,17 @@ describe('reading a snapshot', () => {
     expect(await refusal(snapshot({ by: other }))).toBe(`the source signs with public key ${JSON.stringify(other.publicKey)}, not the --mirror-key given (key id ${verifier.keyId})`);
   });
 
-  it('refuses a wrong signature, count, digest or version in the end line', async () => {
+  it('refuses a wrong signature, count, digest, version or last change in the end line', async () => {
     const good = JSON.parse(snapshot().trim().split('\n').at(-1)!) as { signature: string };
     expect(await refusal(snapshot({ end: { signature: newKey().sign(Buffer.from('x')) } }))).toBe(`the end line does not carry a valid signature of key ${verifier.keyId}`);
     expect(await refusal(snapshot({ end: { count: 2 } }))).toBe('the end line counts 2 records, 3 were received');
     expect(await refusal(snapshot({ end: { sha256: 'ab'.repeat(32) } }))).toBe('the SHA-256 of the record lines does not match the end line');
     expect(await refusal(snapshot({ end: { version: 151, signature: good.signature } }))).toBe('the end line is for version 151, the header for 150');
+    // A moved lastChange would make the mirror accept a change that skips others, or refuse good ones.
+    expect(await refusal(snapshot({ end: { lastChange: 140 } }))).toBe(`the end line does not carry a valid signature of key ${verifier.keyId}`);
+    for (const lastChange of [151, -1, '148', undefined]) {
+      expect(await refusal(snapshot({ end: { lastChange } }))).toBe("the end line's lastChange is not an integer from 0 to the version 150");
+    }
   });
 
   it('refuses a record changed in transit, though every line is well-formed', async () => {

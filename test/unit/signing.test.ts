@@ -8,7 +8,7 @@ import { changeMessage, SignatureVerifier, SigningKey, snapshotMessage } from '.
 const dir = await mkdtemp(join(tmpdir(), 'atdir-signing-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-const change = { version: 42, atsign: 'alice🛠', host: 'alice.example.com', port: 6464, status: 'active' as const, changedAt: '2026-11-30T04:00:00.000Z' };
+const change = { version: 42, previous: 39, atsign: 'alice🛠', host: 'alice.example.com', port: 6464, status: 'active' as const, changedAt: '2026-11-30T04:00:00.000Z' };
 
 describe('feed signing', () => {
   it('generates a key once, mode 0600, and reads the same key back', async () => {
@@ -30,10 +30,18 @@ describe('feed signing', () => {
     expect(verifier.verify(changeMessage(change), signature)).toBe(true);
     expect(verifier.verify(changeMessage({ ...change, port: 6465 }), signature)).toBe(false);
     expect(verifier.verify(changeMessage({ ...change, host: null, port: null, status: null }), signature)).toBe(false);
-    const snapshot = { version: 42, count: 3, sha256: 'ab'.repeat(32) };
+    // The predecessor is signed: an entry cannot be made to look as if it followed another.
+    expect(verifier.verify(changeMessage({ ...change, previous: 41 }), signature)).toBe(false);
+    const snapshot = { version: 42, lastChange: 39, count: 3, sha256: 'ab'.repeat(32) };
     // A change signature is not a snapshot signature even over look-alike fields.
     expect(verifier.verify(snapshotMessage(snapshot), signature)).toBe(false);
     expect(verifier.verify(snapshotMessage(snapshot), key.sign(snapshotMessage(snapshot)))).toBe(true);
+    expect(verifier.verify(snapshotMessage({ ...snapshot, lastChange: 40 }), key.sign(snapshotMessage(snapshot)))).toBe(false);
+  });
+
+  it('signs the exact v2 messages: the predecessor of a change, the last change of a snapshot', () => {
+    expect(changeMessage(change).toString()).toBe('["atdirectory.change.v2",42,39,"alice🛠","alice.example.com",6464,"active","2026-11-30T04:00:00.000Z"]');
+    expect(snapshotMessage({ version: 42, lastChange: 39, count: 3, sha256: 'ab' }).toString()).toBe('["atdirectory.snapshot.v2",42,39,3,"ab"]');
   });
 
   it('rejects missing, malformed and foreign signatures without throwing', async () => {

@@ -60,7 +60,7 @@ export function feedRoutes(app: AdminApp, { feed }: AdminDependencies): void {
       tags: ['feed'],
       response: {
         200: {
-          description: 'A `snapshot` line, one `record` line per atsign, and an `end` line with count, sha256 and signature; a stream without its end line is incomplete.',
+          description: 'A `snapshot` line, one `record` line per atsign, and an `end` line with lastChange, count, sha256 and signature; a stream without its end line is incomplete.',
           content: { 'application/x-ndjson': { schema: Type.String() } },
         },
         ...problemResponses,
