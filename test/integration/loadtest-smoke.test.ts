@@ -42,10 +42,11 @@ it('lookup.ts refuses anything but loopback', async () => {
 });
 
 it('report.ts runs every tool (compare, seed, memory, admin) and writes the report with its charts', async () => {
-  await tool('report.ts', ['--database-url', database.url, '--duration', '0.5', '--pairs', '1', '--scale', '100,1000', '--idle', '20', '--out', out]);
+  await tool('report.ts', ['--database-url', database.url, '--duration', '0.5', '--pairs', '1', '--scale', '100,1000', '--pools', '2', '--idle', '20', '--out', out]);
   const report = await readFile(join(out, 'benchmarks.md'), 'utf8');
   expect(report).toContain('| cache-hit lookups on open connections ≥ 0.9 × baseline |');
   expect(report).toMatch(/\| 1000 \| \d+ \| [\d.]+ \| [\d.]+ \|/);
+  expect(report).toMatch(/## Database pool size \(misses\)[^]*\| 2 \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
   expect(report).toContain('npx tsx loadtest/seed.ts --database-url $DATABASE_URL --count 1000');
   expect(await readFile(join(out, 'benchmarks', 'throughput.svg'), 'utf8')).toMatch(/^<svg[^]*<\/svg>\n$/);
 }, 180_000);
