@@ -34,7 +34,8 @@ RUN ln -s /app/dist/cli.js /usr/local/bin/atdirectory \
     && mkdir -p /var/lib/atdirectory && chown 1000:1000 /var/lib/atdirectory
 # The image's `node` user, by number so that Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
-EXPOSE 6464 8064 9464
+# Lookups, admin API, ops; 8443 for HTTPS lookups when ATDIR_HTTPS_PORT=8443.
+EXPOSE 6464 8064 9464 8443
 # Kubernetes ignores this and uses the chart's probes; plain Docker uses it. The image has no curl.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.ATDIR_OPS_PORT || 9464) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -238,7 +238,7 @@ describe.skipIf(!hasGo)(hasGo ? 'helm/atdirectory rendered' : 'helm/atdirectory 
 
       it('maps the lookup Service port 64 to 6464 in the pod, keeping client addresses', () => {
         const lookup = only<IService>(file, 'Service', 'atdirectory-lookup');
-        expect(lookup.spec?.ports).toEqual([{ name: 'lookup', port: 64, targetPort: 'lookup', protocol: 'TCP' }]);
+        expect(lookup.spec?.ports?.[0]).toEqual({ name: 'lookup', port: 64, targetPort: 'lookup', protocol: 'TCP' });
         expect(containerPort('lookup')).toBe(6464);
         expect(env(container(), 'ATDIR_LOOKUP_PORT')?.value).toBe('6464');
         expect(lookup.spec?.externalTrafficPolicy).toBe('Local');
@@ -353,6 +353,20 @@ describe.skipIf(!hasGo)(hasGo ? 'helm/atdirectory rendered' : 'helm/atdirectory 
     expect(ruleFor('admin')?.from).toEqual([
       { namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['registrar', 'directory-ops'] }] } },
     ]);
+  });
+
+  it('HTTPS lookups: off unless enabled; then served on 8443 and exposed on the lookup Service and through the NetworkPolicy', () => {
+    const lookupPorts = (file: string) => only<IService>(file, 'Service', 'atdirectory-lookup').spec!.ports!;
+    const container = (file: string) => only<IDeployment>(file, 'Deployment').spec!.template.spec!.containers[0]!;
+    expect(lookupPorts('values-minimal.yaml')).toHaveLength(1);
+    expect(container('values-minimal.yaml').env!.map((variable) => variable.name)).not.toContain('ATDIR_HTTPS_PORT');
+    expect(lookupPorts('values-production.yaml')).toContainEqual({ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' });
+    expect(container('values-production.yaml').ports).toContainEqual({ name: 'https', containerPort: 8443, protocol: 'TCP' });
+    expect(container('values-production.yaml').env).toContainEqual({ name: 'ATDIR_HTTPS_PORT', value: '8443' });
+    type NetworkPolicy = { spec: { ingress: Array<{ ports: Array<{ port: string }>; from?: unknown[] }> } };
+    const open = only<NetworkPolicy>('values-production.yaml', 'NetworkPolicy').spec.ingress.find((rule) => rule.ports.some((port) => port.port === 'https'));
+    expect(open?.ports.map((port) => port.port)).toEqual(['lookup', 'https']);
+    expect(open?.from).toBeUndefined();
   });
 
   it('cert-manager: requests an ECDSA P-256 certificate for the dialled name into the Secret the pods mount', () => {
