@@ -123,13 +123,15 @@ export class Upstreams {
 
   /**
    * Upstreams to try, in order: those up (and those down whose backoff has passed, as a trial).
-   * When all are down each is still tried, the one that failed fastest first.
+   * When all are down only the one that failed fastest is tried: trying each in turn would hold a
+   * client for --upstream-timeout times their number, past what SDKs wait.
    */
   private candidates(): Upstream[] {
     const now = Date.now();
     const usable = this.upstreams.filter((upstream) => upstream.health !== 'refused');
     const live = usable.filter((upstream) => upstream.health === 'up' || now >= upstream.retryAt);
-    return live.length > 0 ? live : usable.sort((a, b) => a.lastFailureMs - b.lastFailureMs);
+    if (live.length > 0 || usable.length === 0) return live;
+    return [usable.reduce((fastest, upstream) => (upstream.lastFailureMs < fastest.lastFailureMs ? upstream : fastest))];
   }
 
   private async ask(upstream: Upstream, key: string): Promise<ServableReply | undefined> {

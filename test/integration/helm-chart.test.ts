@@ -356,8 +356,8 @@ describe.skipIf(!hasGo)(hasGo ? 'helm/atdirectory rendered' : 'helm/atdirectory 
   });
 
   it('HTTPS lookups: off unless enabled; then served on 8443 and exposed on the lookup Service and through the NetworkPolicy', () => {
-    const lookupPorts = (file: string) => only<IService>(file, 'Service', 'atdirectory-lookup').spec!.ports!;
-    const container = (file: string) => only<IDeployment>(file, 'Deployment').spec!.template.spec!.containers[0]!;
+    const lookupPorts = (file: ValuesFile) => only<IService>(file, 'Service', 'atdirectory-lookup').spec!.ports!;
+    const container = (file: ValuesFile) => only<IDeployment>(file, 'Deployment').spec!.template.spec!.containers[0]!;
     expect(lookupPorts('values-minimal.yaml')).toHaveLength(1);
     expect(container('values-minimal.yaml').env!.map((variable) => variable.name)).not.toContain('ATDIR_HTTPS_PORT');
     expect(lookupPorts('values-production.yaml')).toContainEqual({ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' });

@@ -364,6 +364,23 @@ describe('failover and health', () => {
       [cacheEntries('positive')]: 0,
     });
   });
+
+  it('holds a client for one --upstream-timeout, not one per upstream, once every upstream is down', async () => {
+    const [first, second] = await Promise.all([startFakeRoot(() => undefined), startFakeRoot(() => undefined)]);
+    const lookup = await startPrivate(['--upstream', first, '--upstream', second, '--upstream-ca', fakeRootCert.certPath, '--upstream-timeout', '300ms']);
+    const client = await connect(lookup);
+    for (let attempt = 0; attempt < 4 && !((await metrics()).get(up(first)) === 0 && (await metrics()).get(up(second)) === 0); attempt++) {
+      expect(await client.ask(`down-${attempt}`)).toBe('null');
+    }
+    expect(await metricIs(up(first), 0)).toBe(true);
+    expect(await metricIs(up(second), 0)).toBe(true);
+    const before = await metrics();
+    const { value, ms } = await timed(() => client.ask('while-all-down'));
+    expect(value).toBe('null');
+    expect(ms).toBeLessThan(550);
+    const tried = await growth(before, [queries(first, 'timeout'), queries(second, 'timeout')]);
+    expect(tried[queries(first, 'timeout')]! + tried[queries(second, 'timeout')]!).toBe(1);
+  });
 });
 
 describe('abuse and bad upstreams', () => {
