@@ -45,7 +45,7 @@ describe('failover to a read-only node', () => {
     try {
       // The whole database turns standby-like: new sessions are read-only, old ones are cut.
       await database.pool.query(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
-      await database.pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'test-admin'");
+      await database.pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'test-admin' AND datname = current_database()");
       // The pool notices its cut idle connections by itself.
       await new Promise((resolve) => setTimeout(resolve, 200));
       const started = performance.now();

@@ -19,10 +19,7 @@ export interface TestAdmin {
 /** The admin API on a real HTTP port in this process, against `databaseUrl`. */
 export async function startTestAdmin(databaseUrl: string, overrides: Partial<AdminOptions> = {}): Promise<TestAdmin> {
   const logger = pino({ level: 'silent' });
-  // Generous timeouts: on a loaded two-core CI machine the embedded server can take seconds to open
-  // ten connections at once or to queue fifty writes on one row. These tests check behaviour; the
-  // fault tests cut connections outright, so nothing here waits for a timeout to fail fast.
-  const pool = createPool({ connectionString: databaseUrl, max: 10, connectTimeoutMs: 10_000, statementTimeoutMs: 10_000, applicationName: 'test-admin', logger });
+  const pool = createPool({ connectionString: databaseUrl, max: 10, connectTimeoutMs: 2000, statementTimeoutMs: 5000, applicationName: 'test-admin', logger });
   const app = await buildAdminApp({
     pool,
     logger,
