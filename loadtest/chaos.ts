@@ -28,7 +28,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
-import { importWithoutExitHooks } from '../src/store/embedded.js';
+import { importWithoutExitHooks, isAlive } from '../src/store/embedded.js';
 import { developmentCertificate } from '../src/tls/certificate.js';
 
 const { values } = parseArgs({
@@ -160,15 +160,6 @@ process.on('exit', () => {
   }
   if (temporaryDirectory) rmSync(temporaryDirectory, { recursive: true, force: true });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Sends `signal`, then SIGKILL if the process is still there after `timeoutMs`. */
 async function terminate(pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import { PORT_OFF, type Config } from '../config.js';
+import type { AdmissionOptions } from '../lookup/admission.js';
 import type { AnswerSource } from '../lookup/connection.js';
 import type { CertificatePair } from '../tls/certificate.js';
 import { HttpsLookupServer } from './server.js';
 
 /**
  * The HTTPS lookup server `--https-port` asks for, or undefined when it is off. It takes every
- * limit, timeout and throttling setting of the lookup port; only the address is its own.
+ * limit, timeout and throttling setting of the lookup port (`admission` is the port's own); only the
+ * address is its own.
  */
 export function httpsLookupServer(
   config: Config,
@@ -14,6 +16,7 @@ export function httpsLookupServer(
   ticketKeys: Buffer,
   logger: Logger,
   source: AnswerSource,
+  admission: AdmissionOptions,
 ): HttpsLookupServer | undefined {
   if (config.httpsPort === PORT_OFF) return undefined;
   return new HttpsLookupServer(
@@ -26,14 +29,7 @@ export function httpsLookupServer(
       handshakeTimeoutMs: config.handshakeTimeout,
       idleTimeoutMs: config.idleTimeout,
       requestTimeoutMs: config.requestTimeout,
-      admission: {
-        maxConnections: config.maxConnections,
-        maxConnectionsPerClient: config.maxConnectionsPerClient,
-        clientRate: config.clientRate,
-        clientBurst: config.clientBurst,
-        ipv6PrefixLength: config.clientIpv6Prefix,
-        overloadDelayMs: config.overloadDelay,
-      },
+      admission,
       lookup: {
         maxKeyLength: config.maxLineLength,
         missDelayFrom: config.missDelayFrom,

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { dbErrors, queryDuration } from '../store/metrics.js';
+import { inTransactionOnce } from '../store/transaction.js';
 import type { FeedChange, MirroredRecord } from './change.js';
 import { SnapshotRefused, type VerifiedSnapshot } from './snapshot.js';
 
@@ -52,7 +53,7 @@ export class MirrorStore {
    * snapshotted again. Returns the stored state of each configured source, in order.
    */
   async syncSources(sources: readonly ConfiguredSource[]): Promise<StoredSource[]> {
-    return this.transaction('mirror', async (client) => {
+    return inTransactionOnce(this.pool, { actor: 'mirror' }, async (client) => {
       await client.query('SELECT mirror_lock()');
       const { rows: before } = await client.query<{ url: string; position: number; public_key: string }>('SELECT url, position, public_key FROM mirror_sources');
       await client.query('DELETE FROM mirror_sources WHERE NOT (url = ANY($1::text[]))', [sources.map((source) => source.url)]);
@@ -86,7 +87,7 @@ export class MirrorStore {
   async applyChanges(source: { id: number; keyId: string }, changes: readonly FeedChange[], reached: number, lastChange: number): Promise<void> {
     const stopTimer = applyDuration.startTimer();
     try {
-      await this.transaction(`mirror:${source.keyId}`, (client) =>
+      await inTransactionOnce(this.pool, { actor: `mirror:${source.keyId}` }, (client) =>
         client.query('SELECT mirror_apply_changes($1, $2::text[], $3::text[], $4::integer[], $5::text[], $6::bigint[], $7, $8)', [
           source.id,
           changes.map((change) => change.atsign),
@@ -116,7 +117,7 @@ export class MirrorStore {
     source: { id: number; keyId: string },
     read: (stage: (records: MirroredRecord[]) => Promise<void>) => Promise<VerifiedSnapshot>,
   ): Promise<VerifiedSnapshot> {
-    return this.transaction(`mirror:${source.keyId}`, async (client) => {
+    return inTransactionOnce(this.pool, { actor: `mirror:${source.keyId}` }, async (client) => {
       await client.query(
         `CREATE TEMPORARY TABLE mirror_snapshot_rows (
            atsign text PRIMARY KEY, host text NOT NULL, port integer NOT NULL, status text NOT NULL, version bigint NOT NULL
@@ -144,30 +145,6 @@ export class MirrorStore {
       await client.query('SELECT mirror_replace_snapshot($1, $2, $3)', [source.id, verified.version, verified.lastChange]);
       return verified;
     });
-  }
-
-  private async transaction<T>(actor: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect().catch((error: unknown) => {
-      dbErrors.inc();
-      throw error;
-    });
-    let broken: Error | undefined;
-    // A connection lost between statements is reported as an event, not by a query.
-    const onError = (error: Error) => (broken = error);
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      await client.query(`SELECT set_config('atdirectory.actor', $1, true)`, [actor]);
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
-    }
   }
 }
 

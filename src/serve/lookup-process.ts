@@ -6,6 +6,7 @@ import { DirectoryResolver } from '../directory/resolver.js';
 import type { HttpsLookupServer } from '../https/server.js';
 import { httpsLookupServer } from '../https/setup.js';
 import { certificateExpiry } from '../lookup/metrics.js';
+import type { AdmissionOptions } from '../lookup/admission.js';
 import { LookupServer } from '../lookup/server.js';
 import { trimChangeLog } from '../store/change-log.js';
 import { ChangeListener } from '../store/changes.js';
@@ -91,6 +92,15 @@ export async function startLookupProcess(
   await listener.start();
   await upstream?.start();
 
+  // The HTTPS lookup port applies the same limits (each port counts its own connections).
+  const admission: AdmissionOptions = {
+    maxConnections: config.maxConnections,
+    maxConnectionsPerClient: config.maxConnectionsPerClient,
+    clientRate: config.clientRate,
+    clientBurst: config.clientBurst,
+    ipv6PrefixLength: config.clientIpv6Prefix,
+    overloadDelayMs: config.overloadDelay,
+  };
   const server = new LookupServer(
     {
       host: config.lookupHost,
@@ -100,14 +110,7 @@ export async function startLookupProcess(
       ticketKeys,
       handshakeTimeoutMs: config.handshakeTimeout,
       idleTimeoutMs: config.idleTimeout,
-      admission: {
-        maxConnections: config.maxConnections,
-        maxConnectionsPerClient: config.maxConnectionsPerClient,
-        clientRate: config.clientRate,
-        clientBurst: config.clientBurst,
-        ipv6PrefixLength: config.clientIpv6Prefix,
-        overloadDelayMs: config.overloadDelay,
-      },
+      admission,
       connection: {
         maxLineLength: config.maxLineLength,
         missDelayFrom: config.missDelayFrom,
@@ -121,7 +124,7 @@ export async function startLookupProcess(
     },
     resolver,
   );
-  const https = httpsLookupServer(config, certificate, ticketKeys, logger, resolver);
+  const https = httpsLookupServer(config, certificate, ticketKeys, logger, resolver, admission);
   let address: AddressInfo;
   try {
     address = await server.listen();

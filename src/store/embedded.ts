@@ -193,7 +193,8 @@ async function stopOrphan(pid: number, directory: string, logger: Logger): Promi
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0 checks without signalling). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

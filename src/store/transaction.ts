@@ -22,19 +22,24 @@ const READ_ONLY = '25006';
  * transaction retried once on a fresh one (safe, since the failed attempt was rolled back).
  */
 export async function inTransaction<T>(pool: pg.Pool, context: WriteContext, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const stopTimer = writeDuration.startTimer();
   try {
-    return await attempt(pool, context, work);
+    return await inTransactionOnce(pool, context, work);
   } catch (error) {
     if ((error as { code?: string }).code !== READ_ONLY) throw error;
-    return attempt(pool, context, work);
+    return await inTransactionOnce(pool, context, work);
+  } finally {
+    stopTimer();
   }
 }
 
-async function attempt<T>(pool: pg.Pool, context: WriteContext, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const stopTimer = writeDuration.startTimer();
+/**
+ * One transaction attributed to `context`, never retried: for work that cannot run twice, such as
+ * one that consumes a stream. A connection that reached a read-only node is discarded all the same.
+ */
+export async function inTransactionOnce<T>(pool: pg.Pool, context: WriteContext, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect().catch((error: unknown) => {
     dbErrors.inc();
-    stopTimer();
     throw error;
   });
   let broken: Error | undefined;
@@ -59,6 +64,5 @@ async function attempt<T>(pool: pg.Pool, context: WriteContext, work: (client: p
     client.off('error', onError);
     // Releasing with an error destroys the connection instead of returning it to the pool.
     client.release(broken);
-    stopTimer();
   }
 }
