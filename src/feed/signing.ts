@@ -1,5 +1,5 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -82,12 +82,20 @@ export class SigningKey {
       }
       const { privateKey } = generateKeyPairSync('ed25519');
       await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600, flag: 'wx' }).catch(async (writeError: NodeJS.ErrnoException) => {
-        // Another process of the group generated it first: use theirs.
-        if (writeError.code !== 'EEXIST') throw writeError;
-      });
-      await chmod(path, 0o600);
-      return { key: SigningKey.fromPem(await readFile(path), path), generated: true };
+      // Written aside, then linked into place: link never replaces a file and the key appears
+      // whole, so processes starting together on one data directory (each may find no key) all
+      // end up with the first one's key, never a half-written file.
+      const aside = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+      await writeFile(aside, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600, flag: 'wx' });
+      const won = await link(aside, path).then(
+        () => true,
+        (linkError: NodeJS.ErrnoException) => {
+          if (linkError.code === 'EEXIST') return false;
+          throw linkError;
+        },
+      ).finally(() => unlink(aside));
+      if (won) await chmod(path, 0o600);
+      return { key: SigningKey.fromPem(await readFile(path), path), generated: won };
     }
     return { key: SigningKey.fromPem(pem, path), generated: false };
   }

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
@@ -21,6 +21,14 @@ describe('feed signing', () => {
     expect(Buffer.from(first.key.publicKey, 'base64')).toHaveLength(32);
     expect(first.key.keyId).toMatch(/^[0-9a-f]{16}$/);
     expect((await stat(path)).mode & 0o777).toBe(0o600);
+  });
+
+  it('gives processes that start together on one data directory the same, whole key', async () => {
+    const path = join(dir, 'together', 'signing-key.pem');
+    const loads = await Promise.all(Array.from({ length: 20 }, () => SigningKey.load(path, { generate: true })));
+    expect(new Set(loads.map((load) => load.key.publicKey)).size).toBe(1);
+    expect(loads.filter((load) => load.generated)).toHaveLength(1);
+    expect(await readdir(join(dir, 'together'))).toEqual(['signing-key.pem']);
   });
 
   it('signs changes and snapshots so that only the unaltered message verifies', async () => {
