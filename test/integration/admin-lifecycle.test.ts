@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { RawClient } from '../support/raw-client.js';
-import { CLI, cleanEnv, spawnServe, type ServeProcess } from '../support/serve-process.js';
+import { CLI, cleanEnv, spawnServe, spawnServes, type ServeProcess } from '../support/serve-process.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import net from 'node:net';
@@ -25,7 +25,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   dataDir = await mkdtemp(join(tmpdir(), 'atdirectory-test-'));
   const common = ['--database-url', database.url, '--data-dir', dataDir, '--no-migrate', '--miss-delay-from', '0', '--miss-close-at', '0'];
-  [writer, reader] = await Promise.all([spawnServe(common), spawnServe([...common, '--no-admin'])]);
+  [writer, reader] = (await spawnServes([common, [...common, '--no-admin']])) as [ServeProcess, ServeProcess];
   const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'keys', 'create', '--registrar', 'selfhost', '--scope', 'registrar', '--database-url', database.url], {
     env: cleanEnv({}),
   });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, insertRecord, type TestDatabase } from '../support/database.js';
 import { RawClient } from '../support/raw-client.js';
-import { spawnServe, type ServeProcess } from '../support/serve-process.js';
+import { spawnServes, type ServeProcess } from '../support/serve-process.js';
 
 // Two real `serve` processes on one database: a plain SQL write, as a legacy registrar would make
 // it, reaches both caches through the trigger's notification.
@@ -19,7 +19,7 @@ beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'atdirectory-test-'));
   // Throttling off: these tests poll for a change and must not be tarpitted by their own misses.
   const args = ['--database-url', database.url, '--data-dir', dataDir, '--miss-delay-from', '0', '--miss-close-at', '0', '--no-migrate'];
-  servers.push(...(await Promise.all([spawnServe(args), spawnServe(args)])));
+  servers.push(...(await spawnServes([args, args])));
 });
 
 afterAll(async () => {

@@ -26,6 +26,18 @@ export function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...base, ...env };
 }
 
+/**
+ * Starts several `serve` processes at once. If any fails to start, the others are stopped before
+ * the error is thrown: the caller never got their handles, so nothing else could stop them.
+ */
+export async function spawnServes(argsOfEach: string[][]): Promise<ServeProcess[]> {
+  const started = await Promise.allSettled(argsOfEach.map((args) => spawnServe(args)));
+  const failure = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failure === undefined) return started.map((result) => (result as PromiseFulfilledResult<ServeProcess>).value);
+  await Promise.all(started.map((result) => (result.status === 'fulfilled' ? result.value.stop() : undefined)));
+  throw failure.reason;
+}
+
 /** Runs the built CLI's `serve` as a real process and waits until it serves lookups. */
 export async function spawnServe(
   args: string[],
