@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { access, constants, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, readlink, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -223,6 +223,13 @@ async function clusterDirectoryForRoot(requested: string, logger: Logger): Promi
   const hash = createHash('sha256').update(requested).digest('hex').slice(0, 16);
   const relocated = join(RELOCATED_CLUSTERS, hash, 'postgres');
   await mkdir(dirname(relocated), { recursive: true, mode: 0o755 });
+  if (await exists(relocated)) {
+    // Left by an earlier data directory at this same path, since deleted with the credentials that
+    // opened it: unusable, and in the way of a new cluster. Kept, not deleted: it is someone's data.
+    const aside = `${relocated}.orphaned-${Date.now()}`;
+    await rename(relocated, aside);
+    logger.warn({ requested, orphan: aside }, 'an embedded cluster left by a deleted data directory at this path was moved aside; delete it when it is not needed');
+  }
   await symlink(relocated, requested);
   logger.warn(
     { requested, cluster: relocated, blocked },

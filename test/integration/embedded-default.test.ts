@@ -1,6 +1,6 @@
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { lookupOnce } from '../support/raw-client.js';
@@ -55,6 +55,25 @@ it.skipIf(process.getuid?.() !== 0)('works as an ordinary user too', async () =>
     expect(await postgresRunningIn(join(userDataDir, 'data'))).toBe(false);
   } finally {
     await rm(userDataDir, { recursive: true, force: true });
+  }
+});
+
+it.skipIf(process.getuid?.() !== 0)('as root, starts afresh in a data directory deleted and made again at the same unreachable path', async () => {
+  // A 0700 parent: the postgres user cannot reach it, so the cluster is kept under /var/lib/atdirectory.
+  const parent = await mkdtemp(join(tmpdir(), 'atdirectory-test-embedded-private-'));
+  const data = join(parent, 'data');
+  try {
+    for (const round of [1, 2]) {
+      const started = await spawnServe(['--data-dir', data]);
+      expect(await lookupOnce(started.port, 'alice'), `round ${round}`).toBe('@null\r\n@');
+      expect(await started.stop()).toBe(0);
+      if (round === 1) await rm(data, { recursive: true, force: true });
+    }
+  } finally {
+    // The clusters (the live one and the one moved aside) live beside each other under /var/lib.
+    const cluster = await readlink(join(data, 'postgres')).catch(() => undefined);
+    if (cluster) await rm(dirname(cluster), { recursive: true, force: true });
+    await rm(parent, { recursive: true, force: true });
   }
 });
 
