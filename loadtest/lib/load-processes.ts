@@ -29,11 +29,12 @@ export async function runLoadAcrossProcesses(options: LoadOptions, processes: nu
     ),
   );
   const latency = new LatencyHistogram();
-  const merged: LoadResult = { mode: options.mode, seconds: 0, lookups: 0, connections: 0, latency, errors: {} };
+  const merged: LoadResult = { mode: options.mode, seconds: 0, lookups: 0, connections: 0, warmUpLookups: 0, latency, errors: {} };
   for (const result of results) {
     merged.seconds = Math.max(merged.seconds, result.seconds);
     merged.lookups += result.lookups;
     merged.connections += result.connections;
+    merged.warmUpLookups += result.warmUpLookups;
     latency.merge(LatencyHistogram.fromJSON(result.latency));
     for (const [kind, count] of Object.entries(result.errors)) merged.errors[kind] = (merged.errors[kind] ?? 0) + count;
   }

@@ -23,7 +23,10 @@ export interface LoadOptions {
   /** Share of lookups for keys that do not exist (drawn from missSet distinct keys). */
   missRatio: number;
   missSet: number;
-  /** Total lookups per second to offer (persistent mode), for latency at a given load; 0 = as fast as answered. */
+  /**
+   * Total lookups per second to offer (persistent mode), for latency at a given load; 0 = as fast as
+   * answered. Paced lookups are evenly spaced and timed from when they were due (see pacedLoad).
+   */
   rate: number;
 }
 
@@ -33,11 +36,14 @@ export interface LoadResult {
   lookups: number;
   /** TLS connections completed (handshake done). */
   connections: number;
+  /** Lookups answered during a paced run's warm-up: not in `lookups`, but the server's CPU went to them. */
+  warmUpLookups: number;
   latency: LatencyHistogram;
   errors: Record<string, number>;
 }
 
 const PROMPT = 0x40;
+const WARM_UP_MS = 1000;
 
 function keyChooser(options: LoadOptions): () => Buffer {
   const hits = options.keys.map((key) => Buffer.from(`${key}\n`));
@@ -55,7 +61,7 @@ function keyChooser(options: LoadOptions): () => Buffer {
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const latency = new LatencyHistogram();
   const errors: Record<string, number> = {};
-  const counters = { lookups: 0, connections: 0 };
+  const counters = { lookups: 0, connections: 0, warmUpLookups: 0 };
   const nextKey = keyChooser(options);
   const countError = (error: NodeJS.ErrnoException) => {
     const kind = error.code ?? error.message;
@@ -63,28 +69,25 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
   const started = performance.now();
   const deadline = started + options.durationMs;
+  if (options.mode === 'persistent' && options.rate > 0) {
+    const seconds = await pacedLoad(options, deadline, nextKey, latency, counters, countError);
+    return { mode: options.mode, seconds, ...counters, latency, errors };
+  }
   const client = options.mode === 'persistent' ? persistentClient : connectingClient;
   await Promise.all(Array.from({ length: options.connections }, () => client(options, deadline, nextKey, latency, counters, countError)));
   return { mode: options.mode, seconds: (performance.now() - started) / 1000, ...counters, latency, errors };
 }
 
-type Counters = { lookups: number; connections: number };
+type Counters = { lookups: number; connections: number; warmUpLookups: number };
 
 function persistentClient(options: LoadOptions, deadline: number, nextKey: () => Buffer, latency: LatencyHistogram, counters: Counters, onError: (error: NodeJS.ErrnoException) => void): Promise<void> {
   return new Promise((resolve) => {
     const socket = tls.connect({ host: options.host, port: options.port, rejectUnauthorized: false, noDelay: true } as tls.ConnectionOptions);
     let prompted = false;
     let sentAt = 0;
-    // Paced connections send on a schedule (each at rate/connections per second) rather than
-    // as soon as the previous answer arrives.
-    const interval = options.rate > 0 ? (options.connections / options.rate) * 1000 : 0;
-    let due = performance.now() + Math.random() * interval;
     const send = (): void => {
-      const now = performance.now();
-      if (now >= deadline) return void socket.end('@exit\n');
-      if (interval > 0 && now < due) return void setTimeout(send, due - now);
-      due = Math.max(due, now) + interval;
       sentAt = performance.now();
+      if (sentAt >= deadline) return void socket.end('@exit\n');
       socket.write(nextKey());
     };
     socket.on('secureConnect', () => counters.connections++);
@@ -101,6 +104,99 @@ function persistentClient(options: LoadOptions, deadline: number, nextKey: () =>
     });
     socket.on('error', onError);
     socket.on('close', () => resolve());
+  });
+}
+
+/**
+ * Persistent connections offered `rate` lookups/s between them, evenly spaced: lookup i is due at
+ * start + i / rate and goes out on whichever connection is idle. Per-connection timers would fire
+ * together on Node's 1 ms timer tick and send bursts, whose queueing would be measured as the
+ * server's latency; so the schedule is polled with setImmediate, at the cost of this process's
+ * core. Latency runs from when a lookup was due, not from when it went out: a lookup that waited
+ * for a connection to come free is charged for the wait (no coordinated omission).
+ *
+ * The schedule starts once every connection is ready (lookups due during the others' handshakes
+ * would measure the handshakes), and lookups due in its first second (a fifth of a shorter run)
+ * are sent but not counted: both processes' code is still being compiled then, and the latency
+ * target is about a steady load. Resolves with the seconds measured.
+ */
+function pacedLoad(options: LoadOptions, deadline: number, nextKey: () => Buffer, latency: LatencyHistogram, counters: Counters, onError: (error: NodeJS.ErrnoException) => void): Promise<number> {
+  const interval = 1000 / options.rate;
+  const idle: tls.TLSSocket[] = [];
+  const dueAt = new Map<tls.TLSSocket, number>();
+  /** Lookups that fell due while every connection was waiting for an answer. */
+  const overdue: number[] = [];
+  let next = Number.POSITIVE_INFINITY;
+  let measureFrom = Number.POSITIVE_INFINITY;
+  /** Connections prompted or closed: the schedule waits for all of them. */
+  let settled = 0;
+  let open = 0;
+
+  const send = (socket: tls.TLSSocket, due: number): void => {
+    dueAt.set(socket, due);
+    socket.write(nextKey());
+  };
+  const free = (socket: tls.TLSSocket): void => {
+    if (performance.now() >= deadline) return void socket.end('@exit\n');
+    const due = overdue.shift();
+    if (due === undefined) idle.push(socket);
+    else send(socket, due);
+  };
+  const tick = (): void => {
+    const now = performance.now();
+    if (now >= deadline) {
+      for (const socket of idle.splice(0)) socket.end('@exit\n');
+      return;
+    }
+    for (; next <= now; next += interval) {
+      const socket = idle.pop();
+      if (socket === undefined) overdue.push(next);
+      else send(socket, next);
+    }
+    if (next - now > 2) setTimeout(tick, next - now - 1);
+    else setImmediate(tick);
+  };
+  const settle = (): void => {
+    if (++settled < options.connections) return;
+    next = performance.now();
+    measureFrom = next + Math.min(WARM_UP_MS, (deadline - next) / 5);
+    setImmediate(tick);
+  };
+
+  return new Promise((resolve) => {
+    for (let i = 0; i < options.connections; i++) {
+      const socket = tls.connect({ host: options.host, port: options.port, rejectUnauthorized: false, noDelay: true } as tls.ConnectionOptions);
+      open++;
+      let prompted = false;
+      socket.on('secureConnect', () => counters.connections++);
+      socket.on('data', (chunk: Buffer) => {
+        if (!prompted) {
+          prompted = true;
+          if (chunk.length === 1) {
+            free(socket);
+            return settle();
+          }
+        }
+        if (chunk[chunk.length - 1] !== PROMPT) return;
+        const due = dueAt.get(socket)!;
+        if (due >= measureFrom) {
+          latency.record(performance.now() - due);
+          counters.lookups++;
+        } else {
+          counters.warmUpLookups++;
+        }
+        free(socket);
+      });
+      socket.on('error', onError);
+      socket.on('close', () => {
+        const position = idle.indexOf(socket);
+        if (position >= 0) idle.splice(position, 1);
+        if (!prompted) settle();
+        if (--open > 0) return;
+        const end = Math.min(performance.now(), deadline);
+        resolve(end > measureFrom ? (end - measureFrom) / 1000 : 0);
+      });
+    }
   });
 }
 

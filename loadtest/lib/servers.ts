@@ -29,7 +29,7 @@ function startProcess(name: string, command: string, args: string[], parse: (lin
   const child: ChildProcess = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 60 s: ${output}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 120 s: ${output}`)), 120_000);
     child.stderr!.on('data', (data: Buffer) => (output += data));
     let buffered = '';
     child.stdout!.on('data', (data: Buffer) => {
@@ -62,8 +62,18 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-export function startBaseline(certPath: string, keyPath: string): Promise<RunningServer> {
-  return startProcess('baseline', process.execPath, ['--import', 'tsx', 'loadtest/baseline.ts', '--cert', certPath, '--key', keyPath], (line) => {
+/**
+ * A command the server's node runs under, e.g. `['valgrind', '--tool=callgrind']`; `pid` is then the
+ * wrapper's, which valgrind shares with the program it runs.
+ */
+export type Wrapper = string[];
+
+function wrapped(wrapper: Wrapper, nodeArgs: string[]): [string, string[]] {
+  return wrapper.length === 0 ? [process.execPath, nodeArgs] : [wrapper[0]!, [...wrapper.slice(1), process.execPath, ...nodeArgs]];
+}
+
+export function startBaseline(certPath: string, keyPath: string, wrapper: Wrapper = []): Promise<RunningServer> {
+  return startProcess('baseline', ...wrapped(wrapper, ['--import', 'tsx', 'loadtest/baseline.ts', '--cert', certPath, '--key', keyPath]), (line) => {
     const parsed = JSON.parse(line) as { port?: number };
     return parsed.port === undefined ? undefined : { port: parsed.port };
   });
@@ -73,13 +83,13 @@ export function startBaseline(certPath: string, keyPath: string): Promise<Runnin
  * atdirectory as an operator runs it, with the limits a benchmark would trip turned off: one client
  * address opens thousands of connections a second, and misses are made on purpose.
  */
-export function startAtdirectory(options: { databaseUrl: string; certPath: string; keyPath: string; dataDir: string; workers?: number; extra?: string[] }): Promise<RunningServer> {
+export function startAtdirectory(options: { databaseUrl: string; certPath: string; keyPath: string; dataDir: string; workers?: number; extra?: string[]; wrapper?: Wrapper }): Promise<RunningServer> {
   const args = [
     CLI, 'serve', '--database-url', options.databaseUrl, '--lookup-host', '127.0.0.1', '--lookup-port', '0', '--admin-port', '0', '--ops-host', '127.0.0.1', '--ops-port', '0',
     '--tls-cert', options.certPath, '--tls-key', options.keyPath, '--data-dir', options.dataDir, '--workers', String(options.workers ?? 1),
     '--miss-delay-from', '0', '--miss-close-at', '0', '--client-rate', '0', '--max-connections-per-client', '0', '--max-connections', '0', ...(options.extra ?? []),
   ];
-  return startProcess('atdirectory', process.execPath, args, (line) => {
+  return startProcess('atdirectory', ...wrapped(options.wrapper ?? [], args), (line) => {
     const entry = JSON.parse(line) as { msg?: string; lookup?: { port: number }; admin?: { port: number } | null; ops?: { port: number } | null };
     if (!entry.msg?.startsWith('atdirectory serving lookups')) return undefined;
     return { port: entry.lookup!.port, adminPort: entry.admin?.port, opsPort: entry.ops?.port };

@@ -6,11 +6,13 @@ export interface LoadSummary {
   mode: string;
   seconds: number;
   lookups: number;
+  /** Lookups a paced run answered during its warm-up, not measured. */
+  warmUpLookups: number;
   lookupsPerSecond: number;
   connectionsPerSecond: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
   errors: Record<string, number>;
-  /** Server CPU time per lookup, when the server's pid was known. */
+  /** Server CPU time per lookup answered (warm-up included), when the server's pid was known. */
   serverCpuMicrosecondsPerLookup?: number;
 }
 
@@ -22,11 +24,12 @@ export function summarise(result: LoadResult, serverCpuSeconds?: number): LoadSu
     mode: result.mode,
     seconds: round(result.seconds, 2),
     lookups: result.lookups,
+    warmUpLookups: result.warmUpLookups,
     lookupsPerSecond: Math.round(result.lookups / result.seconds),
     connectionsPerSecond: Math.round(result.connections / result.seconds),
     latencyMs: { p50: round(latency.percentile(50)), p90: round(latency.percentile(90)), p99: round(latency.percentile(99)), max: round(latency.max) },
     errors: result.errors,
-    ...(serverCpuSeconds === undefined || result.lookups === 0 ? {} : { serverCpuMicrosecondsPerLookup: round((serverCpuSeconds / result.lookups) * 1e6, 2) }),
+    ...(serverCpuSeconds === undefined || result.lookups === 0 ? {} : { serverCpuMicrosecondsPerLookup: round((serverCpuSeconds / (result.lookups + result.warmUpLookups)) * 1e6, 2) }),
   };
 }
 
