@@ -1,31 +1,33 @@
 /**
  * User-space instructions per cache-hit lookup, atdirectory against the bare baseline, counted by
  * valgrind's callgrind. CPU seconds per lookup move by 10–20 % between runs on a shared or virtual
- * machine; an instruction count repeats to within a percent whatever else the machine is doing, so
+ * machine; an instruction count repeats to within about 2 % whatever else the machine is doing, so
  * it settles whether atdirectory's lookup path costs more than the limit does.
  *
  *   npx tsx loadtest/instructions.ts --database-url postgres://… [--rates 250,500] [--seconds 20] [--warm-up 60] [--connections 10]
  *                                    [--dumps DIR] [--json]
  *
  * Both servers run at once under callgrind (counts do not depend on timing), uninstrumented until
- * they listen. Each gets a paced warm-up load, so V8 has compiled the lookup path, then one measured
- * window per rate: counters zeroed, paced load, counters dumped. Only the main thread, which serves
+ * they listen. Each gets a paced warm-up load on kept-open connections (see Lookups), so V8 has
+ * compiled the lookup path, then three measured windows, at the low rate, the high rate and the
+ * low rate again: counters zeroed, paced load, counters dumped. Only the main thread, which serves
  * every lookup, is counted: V8's compiler threads go on optimising long after the warm-up, and
  * would be counted in whichever window they happen to fall. Instructions per lookup is the slope
- * between the two windows, so work that goes with time rather than with lookups (timers,
- * background probes) cancels out. Kernel time is not counted: both servers make the same system
- * calls per lookup (one read, one write). `--dumps DIR` keeps callgrind's files there, to see where
- * the instructions go with `callgrind_annotate DIR/atdirectory.callgrind.2-01`. Needs valgrind;
- * loopback only.
+ * from the low windows' mean to the high window, so work that goes with time rather than with
+ * lookups (timers, background probes) cancels out, and so does a steady drift (code still being
+ * optimised: the two low windows differ by `drift`). Kernel time is not counted: both servers make
+ * the same system calls per lookup (one read, one write). `--dumps DIR` keeps callgrind's files
+ * there, to see where the instructions go with `callgrind_annotate DIR/atdirectory.callgrind.2-01`.
+ * Needs valgrind; loopback only.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { parseArgs, promisify } from 'node:util';
 import pg from 'pg';
 import { developmentCertificate } from '../src/tls/certificate.js';
-import { runLoad } from './lib/lookup-load.js';
 import { ensureBuilt, startAtdirectory, startBaseline, type RunningServer } from './lib/servers.js';
 
 const { values } = parseArgs({
@@ -49,6 +51,8 @@ await run('valgrind', ['--version']).catch(() => {
   throw new Error('valgrind is needed (Debian: apt-get install valgrind)');
 });
 
+const PROMPT = 0x40;
+
 interface Window {
   rate: number;
   lookups: number;
@@ -57,8 +61,11 @@ interface Window {
 
 export interface InstructionsResult {
   server: string;
+  /** Low rate, high rate, low rate again. */
   windows: Window[];
   instructionsPerLookup: number;
+  /** How much the second low window's instructions per lookup differ from the first's (0.01 = 1 %). */
+  drift: number;
 }
 
 export interface InstructionsReport {
@@ -85,21 +92,84 @@ async function dumpInstructions(server: RunningServer, dir: string): Promise<num
   return Number(summary[1]);
 }
 
+/**
+ * Kept-open connections that look up `alice` on a schedule, reused by the warm-up and every window:
+ * connections opened per window would put handshakes and connection set-up, still being optimised,
+ * into the windows' counts.
+ */
+class Lookups {
+  private constructor(private readonly sockets: tls.TLSSocket[]) {}
+
+  static async open(port: number, count: number): Promise<Lookups> {
+    const sockets = await Promise.all(
+      Array.from({ length: count }, () =>
+        new Promise<tls.TLSSocket>((resolve, reject) => {
+          const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+          socket.once('data', () => resolve(socket));
+          socket.once('error', reject);
+        }),
+      ),
+    );
+    return new Lookups(sockets);
+  }
+
+  /** `rate` lookups/s for `seconds`, spread over the connections; resolves with the lookups answered. */
+  run(rate: number, seconds: number): Promise<number> {
+    const interval = (this.sockets.length / rate) * 1000;
+    const deadline = performance.now() + seconds * 1000;
+    let answered = 0;
+    return Promise.all(
+      this.sockets.map(
+        (socket, i) =>
+          new Promise<void>((resolve, reject) => {
+            let due = performance.now() + (i * interval) / this.sockets.length;
+            const send = (): void => {
+              if (due >= deadline) {
+                socket.off('data', onAnswer);
+                socket.off('error', reject);
+                return resolve();
+              }
+              setTimeout(() => socket.write('alice\n'), Math.max(0, due - performance.now()));
+              due += interval;
+            };
+            const onAnswer = (chunk: Buffer): void => {
+              if (chunk[chunk.length - 1] !== PROMPT) return;
+              answered++;
+              send();
+            };
+            socket.on('data', onAnswer);
+            socket.once('error', reject);
+            send();
+          }),
+      ),
+    ).then(() => answered);
+  }
+
+  close(): void {
+    for (const socket of this.sockets) socket.end('@exit\n');
+  }
+}
+
 async function measure(server: RunningServer, dir: string): Promise<InstructionsResult> {
-  const load = (rate: number, seconds: number) =>
-    runLoad({ host: '127.0.0.1', port: server.port, mode: 'persistent', connections: Number(values.connections), durationMs: seconds * 1000, keys: ['alice'], missRatio: 0, missSet: 1, rate });
   try {
     await run('callgrind_control', ['--instr=on', String(server.pid)]);
-    await load(rates[0]!, Number(values['warm-up']));
+    const lookups = await Lookups.open(server.port, Number(values.connections));
+    await lookups.run(rates[0]!, Number(values['warm-up']));
     const windows: Window[] = [];
-    for (const rate of rates) {
+    for (const rate of [rates[0]!, rates[1]!, rates[0]!]) {
       await run('callgrind_control', ['--zero', String(server.pid)]);
-      const result = await load(rate, Number(values.seconds));
-      if (Object.keys(result.errors).length > 0) throw new Error(`${server.name}: lookups failed: ${JSON.stringify(result.errors)}`);
-      windows.push({ rate, lookups: result.lookups + result.warmUpLookups, instructions: await dumpInstructions(server, dir) });
+      const answered = await lookups.run(rate, Number(values.seconds));
+      windows.push({ rate, lookups: answered, instructions: await dumpInstructions(server, dir) });
     }
-    const [low, high] = windows as [Window, Window];
-    return { server: server.name, windows, instructionsPerLookup: Math.round((high.instructions - low.instructions) / (high.lookups - low.lookups)) };
+    lookups.close();
+    const [before, high, after] = windows as [Window, Window, Window];
+    const perLookup = (window: Window) => window.instructions / window.lookups;
+    return {
+      server: server.name,
+      windows,
+      instructionsPerLookup: Math.round((high.instructions - (before.instructions + after.instructions) / 2) / (high.lookups - (before.lookups + after.lookups) / 2)),
+      drift: Math.round((perLookup(after) / perLookup(before) - 1) * 1000) / 1000,
+    };
   } finally {
     await server.stop();
   }
@@ -115,7 +185,7 @@ try {
   await client.end();
   const dumps = values.dumps ?? dir;
   await mkdir(dumps, { recursive: true });
-  const callgrind = (name: string) => ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${join(dumps, `${name}.callgrind`)}`];
+  const callgrind = (name: string) => ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${join(dumps, `${name}.callgrind`)}`, process.execPath];
   const [baseline, atdirectory] = await Promise.all([
     startBaseline(certificate.certPath, certificate.keyPath, callgrind('baseline')).then((server) => measure(server, dumps)),
     startAtdirectory({
@@ -135,7 +205,7 @@ try {
   } else {
     for (const result of [baseline, atdirectory]) {
       const windows = result.windows.map((w) => `${w.rate}/s: ${w.lookups} lookups, ${w.instructions} instructions`).join('; ');
-      process.stdout.write(`${result.server.padEnd(11)} ${String(result.instructionsPerLookup).padStart(7)} instructions per lookup  (${windows})\n`);
+      process.stdout.write(`${result.server.padEnd(11)} ${String(result.instructionsPerLookup).padStart(7)} instructions per lookup, drift ${result.drift}  (${windows})\n`);
     }
     process.stdout.write(`ratio atdirectory/baseline: ${ratio}\n`);
   }

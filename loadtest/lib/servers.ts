@@ -63,13 +63,14 @@ function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 /**
- * A command the server's node runs under, e.g. `['valgrind', '--tool=callgrind']`; `pid` is then the
- * wrapper's, which valgrind shares with the program it runs.
+ * How to run node instead of plainly: the command up to node's own flags, e.g. `['valgrind',
+ * '--tool=callgrind', process.execPath, '--no-concurrent-recompilation']`. `pid` is then the
+ * command's, which valgrind shares with the program it runs.
  */
 export type Wrapper = string[];
 
 function wrapped(wrapper: Wrapper, nodeArgs: string[]): [string, string[]] {
-  return wrapper.length === 0 ? [process.execPath, nodeArgs] : [wrapper[0]!, [...wrapper.slice(1), process.execPath, ...nodeArgs]];
+  return wrapper.length === 0 ? [process.execPath, nodeArgs] : [wrapper[0]!, [...wrapper.slice(1), ...nodeArgs]];
 }
 
 export function startBaseline(certPath: string, keyPath: string, wrapper: Wrapper = []): Promise<RunningServer> {

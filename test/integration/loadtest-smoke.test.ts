@@ -65,6 +65,6 @@ it('report.ts runs every tool (compare, seed, memory, instructions, admin) and w
   expect(report).toMatch(/\| 1000 \| \d+ \| [\d.]+ \| [\d.]+ \|/);
   expect(report).toMatch(/## Database pool size \(misses\)[^]*\| 2 \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
   expect(report).toContain('npx tsx loadtest/seed.ts --database-url $DATABASE_URL --count 1000');
-  expect(report).toMatch(hasValgrind ? /\| atdirectory \| -?\d+ \| \d+, \d+ \| \d+, \d+ \|/ : /Not counted: valgrind is not installed/);
+  expect(report).toMatch(hasValgrind ? /\| atdirectory \| -?\d+ \| -?[\d.]+ \| \d+, \d+ \| \d+, \d+ \| \d+, \d+ \|/ : /Not counted: valgrind is not installed/);
   expect(await readFile(join(out, 'benchmarks', 'throughput.svg'), 'utf8')).toMatch(/^<svg[^]*<\/svg>\n$/);
 }, 180_000);

@@ -385,12 +385,18 @@ describe('failover and health', () => {
 
 describe('abuse and bad upstreams', () => {
   it('answers null at once, and counts it, when --upstream-max-inflight queries are running', async () => {
-    const upstream = await startFakeRoot(() => 'slow.example:6464', 500);
+    let firstForwarded!: () => void;
+    const forwarded = new Promise<void>((resolve) => (firstForwarded = resolve));
+    const upstream = await startFakeRoot((key) => {
+      if (key === 'one') firstForwarded();
+      return 'slow.example:6464';
+    }, 500);
     const lookup = await startPrivate(['--upstream', upstream, '--upstream-ca', fakeRootCert.certPath, '--upstream-max-inflight', '1']);
     const [first, second] = await Promise.all([connect(lookup), connect(lookup)]);
     const before = await metrics();
     const slow = first.ask('one');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Only once the first query is upstream is it certain to hold the one slot.
+    await forwarded;
     const refused = await timed(() => second.ask('two'));
     expect(refused.value).toBe('null');
     expect(refused.ms).toBeLessThan(100);
