@@ -12,11 +12,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { developmentCertificate } from '../src/tls/certificate.js';
 import { runLoadAcrossProcesses } from './lib/load-processes.js';
 import { LOAD_FLAGS, LOAD_USAGE, loadOptionsFrom } from './lib/lookup-options.js';
-import { ensureBuilt, startAtdirectory, startBaseline, treeCpuSeconds, type RunningServer } from './lib/servers.js';
+import { ensureBuilt, storeBenchmarkRecord, startAtdirectory, startBaseline, treeCpuSeconds, type RunningServer } from './lib/servers.js';
 import { summarise, type LoadSummary } from './lib/summary.js';
 
 const { values } = parseArgs({
@@ -44,10 +43,7 @@ await ensureBuilt();
 const dir = await mkdtemp(join(tmpdir(), 'atdirectory-compare-'));
 try {
   const certificate = await developmentCertificate(dir);
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  await client.query("INSERT INTO atsigns (atsign, host, port) VALUES ('alice', 'alice.example.com', 6464) ON CONFLICT (atsign) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port");
-  await client.end();
+  await storeBenchmarkRecord(databaseUrl);
 
   const measure = async (server: RunningServer): Promise<LoadSummary> => {
     try {

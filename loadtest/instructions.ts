@@ -26,9 +26,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { parseArgs, promisify } from 'node:util';
-import pg from 'pg';
 import { developmentCertificate } from '../src/tls/certificate.js';
-import { ensureBuilt, startAtdirectory, startBaseline, type RunningServer } from './lib/servers.js';
+import { ensureBuilt, storeBenchmarkRecord, startAtdirectory, startBaseline, type RunningServer } from './lib/servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -179,10 +178,7 @@ await ensureBuilt();
 const dir = await mkdtemp(join(tmpdir(), 'atdirectory-instructions-'));
 try {
   const certificate = await developmentCertificate(dir);
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  await client.query("INSERT INTO atsigns (atsign, host, port) VALUES ('alice', 'alice.example.com', 6464) ON CONFLICT (atsign) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port");
-  await client.end();
+  await storeBenchmarkRecord(databaseUrl);
   const dumps = values.dumps ?? dir;
   await mkdir(dumps, { recursive: true });
   const callgrind = (name: string) => ['valgrind', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${join(dumps, `${name}.callgrind`)}`, process.execPath];

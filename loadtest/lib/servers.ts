@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { cpuSeconds } from './summary.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,6 +23,17 @@ export async function ensureBuilt(): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     spawn('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' }).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`npm run build failed (${code})`)))),
   );
+}
+
+/** Stores the record cache-hit runs look up, `alice`, with the answer the baseline sends every line. */
+export async function storeBenchmarkRecord(databaseUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query("INSERT INTO atsigns (atsign, host, port) VALUES ('alice', 'alice.example.com', 6464) ON CONFLICT (atsign) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port");
+  } finally {
+    await client.end();
+  }
 }
 
 /** Starts a server process and waits for the line that says where it listens. */
