@@ -1,8 +1,9 @@
 /**
  * User-space instructions per cache-hit lookup, atdirectory against the bare baseline, counted by
  * valgrind's callgrind. CPU seconds per lookup move by 10–20 % between runs on a shared or virtual
- * machine; an instruction count repeats to within about 2 % whatever else the machine is doing, so
- * it settles whether atdirectory's lookup path costs more than the limit does.
+ * machine; an instruction count does not depend on what else the machine is doing. The baseline's
+ * repeats within 2 %; atdirectory's depends on how V8 optimised its code in that run (39–40k and
+ * 51k per lookup have both been seen, docs/performance.md), so compare several runs.
  *
  *   npx tsx loadtest/instructions.ts --database-url postgres://… [--rates 250,500] [--seconds 20] [--warm-up 60] [--connections 10]
  *                                    [--dumps DIR] [--json]

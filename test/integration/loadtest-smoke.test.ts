@@ -58,13 +58,14 @@ it('lookup.ts refuses anything but loopback', async () => {
   await expect(tool('lookup.ts', ['--port', '64', '--host', 'root.atsign.org'])).rejects.toThrow('load goes to loopback only, not root.atsign.org');
 });
 
-it('report.ts runs every tool (compare, seed, memory, instructions, admin) and writes the report with its charts', async () => {
-  await tool('report.ts', ['--database-url', database.url, '--duration', '0.5', '--pairs', '1', '--scale', '100,1000', '--pools', '2', '--idle', '20', '--instruction-rates', '20,40', '--instruction-seconds', '1.5', '--instruction-warm-up', '1', '--out', out]);
+it('report.ts runs every tool (compare, seed, memory, instructions, propagation, admin) and writes the report with its charts', async () => {
+  await tool('report.ts', ['--database-url', database.url, '--duration', '0.5', '--pairs', '1', '--scale', '100,1000', '--pools', '2', '--idle', '20', '--instruction-rates', '20,40', '--instruction-seconds', '1.5', '--instruction-warm-up', '1', '--propagation-writes', '5', '--out', out]);
   const report = await readFile(join(out, 'benchmarks.md'), 'utf8');
   expect(report).toContain('| cache-hit lookups on open connections ≥ 0.9 × baseline |');
   expect(report).toMatch(/\| 1000 \| \d+ \| [\d.]+ \| [\d.]+ \|/);
   expect(report).toMatch(/## Database pool size \(misses\)[^]*\| 2 \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
   expect(report).toContain('npx tsx loadtest/seed.ts --database-url $DATABASE_URL --count 1000');
+  expect(report).toMatch(/\| admin write → new answer on another process, p99 < 100 ms \(5 writes\) \| p50 [\d.]+ ms, p99 [\d.]+ ms \|/);
   expect(report).toMatch(hasValgrind ? /\| atdirectory \| -?\d+ \| -?[\d.]+ \| \d+, \d+ \| \d+, \d+ \| \d+, \d+ \|/ : /Not counted: valgrind is not installed/);
   expect(await readFile(join(out, 'benchmarks', 'throughput.svg'), 'utf8')).toMatch(/^<svg[^]*<\/svg>\n$/);
 }, 180_000);
