@@ -4,16 +4,14 @@
  *
  *   npx tsx loadtest/admin.ts --database-url postgres://… [--duration 10] [--connections 20] [--json]
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import { developmentCertificate } from '../src/tls/certificate.js';
-import { CLI, ensureBuilt, startAtdirectory } from './lib/servers.js';
+import { createAdminKey, ensureBuilt, startAtdirectory } from './lib/servers.js';
 
 const { values } = parseArgs({ options: { 'database-url': { type: 'string' }, duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '20' }, json: { type: 'boolean', default: false } } });
 const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL;
@@ -43,8 +41,7 @@ const bare = Fastify();
 bare.get('/v1/atsigns/:atsign', async () => ({ atsign: 'bench', ...RECORD, status: 'active', version: 1 }));
 bare.put('/v1/atsigns/:atsign', async (request) => ({ atsign: 'bench', ...(request.body as object), status: 'active', version: 1 }));
 try {
-  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'keys', 'create', '--registrar', 'bench', '--scope', 'admin', '--database-url', databaseUrl]);
-  const auth = { authorization: `Bearer ${stdout.trim()}`, 'content-type': 'application/json' };
+  const auth = { authorization: `Bearer ${await createAdminKey(databaseUrl, 'bench')}`, 'content-type': 'application/json' };
   const api = `http://127.0.0.1:${server.adminPort}/v1/atsigns/bench`;
   await fetch(api, { method: 'PUT', headers: auth, body: JSON.stringify(RECORD) });
   await bare.listen({ host: '127.0.0.1', port: 0 });

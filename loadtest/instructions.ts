@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { parseArgs, promisify } from 'node:util';
 import { developmentCertificate } from '../src/tls/certificate.js';
-import { ensureBuilt, storeBenchmarkRecord, startAtdirectory, startBaseline, type RunningServer } from './lib/servers.js';
+import { ensureBuilt, storeBenchmarkRecord, startAtdirectory, startBaseline, valgrindInstalled, type RunningServer } from './lib/servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,9 +47,7 @@ if (!databaseUrl || rates.length !== 2 || !rates.every((rate) => rate > 0) || ra
   throw new Error('usage: npx tsx loadtest/instructions.ts --database-url URL [--rates 250,500 (two different rates)] [--seconds 20] [--warm-up 60] [--connections 10] [--json]');
 }
 const run = promisify(execFile);
-await run('valgrind', ['--version']).catch(() => {
-  throw new Error('valgrind is needed (Debian: apt-get install valgrind)');
-});
+if (!valgrindInstalled()) throw new Error('valgrind is needed (Debian: apt-get install valgrind)');
 
 const PROMPT = 0x40;
 

@@ -8,15 +8,14 @@
  *
  * Times run from sending the PUT, so the HTTP request and the transaction count against the target.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { developmentCertificate } from '../src/tls/certificate.js';
 import { LatencyHistogram } from './lib/histogram.js';
-import { CLI, ensureBuilt, startAtdirectory } from './lib/servers.js';
+import { createAdminKey, ensureBuilt, startAtdirectory } from './lib/servers.js';
 
 const { values } = parseArgs({ options: { 'database-url': { type: 'string' }, writes: { type: 'string', default: '200' }, json: { type: 'boolean', default: false } } });
 const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL;
@@ -50,8 +49,7 @@ const certificate = await developmentCertificate(dir);
 const start = (name: string) => startAtdirectory({ databaseUrl, certPath: certificate.certPath, keyPath: certificate.keyPath, dataDir: join(dir, name), extra: ['--admin-rate-limit', '1000000'] });
 const [writer, reader] = await Promise.all([start('a'), start('b')]);
 try {
-  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'keys', 'create', '--registrar', 'propagation', '--scope', 'admin', '--database-url', databaseUrl]);
-  const headers = { authorization: `Bearer ${stdout.trim()}`, 'content-type': 'application/json' };
+  const headers = { authorization: `Bearer ${await createAdminKey(databaseUrl, 'propagation')}`, 'content-type': 'application/json' };
   const url = `http://127.0.0.1:${writer.adminPort}/v1/atsigns/propagation`;
   const put = async (host: string) => {
     const response = await fetch(url, { method: 'PUT', headers, body: JSON.stringify({ host, port: 6464 }) });
@@ -67,14 +65,12 @@ try {
     const expected = `round${round}.example.com:6464`;
     const sent = performance.now();
     const written = put(`round${round}.example.com`);
-    let elapsed = 0;
-    while ((await client.ask('propagation')) !== expected) {
-      elapsed = performance.now() - sent;
-      if (elapsed > GIVE_UP_MS) break;
-    }
+    let answered = (await client.ask('propagation')) === expected;
+    while (!answered && performance.now() - sent <= GIVE_UP_MS) answered = (await client.ask('propagation')) === expected;
+    // Timed when the reader answered, which may be before the writer's response has arrived.
+    if (answered) latency.record(performance.now() - sent);
+    else failed++;
     await written;
-    if (elapsed > GIVE_UP_MS) failed++;
-    else latency.record(performance.now() - sent);
   }
   client.close();
   const ms = (p: number) => Math.round(latency.percentile(p) * 1000) / 1000;

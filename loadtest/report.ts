@@ -8,13 +8,14 @@
  * The database is a scratch one: it is seeded with synthetic records (seed.ts). Every figure is
  * reported against its target from design.md, met or not. Loopback only.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { barChart } from './lib/svg-chart.js';
+import { valgrindInstalled } from './lib/servers.js';
 import type { LoadSummary } from './lib/summary.js';
 import type { InstructionsReport } from './instructions.js';
 
@@ -83,7 +84,7 @@ const memory = await tool<{ rssMB: { empty: number; withCache: number; withIdle:
 const workers = availableParallelism() > 1 ? await compare(['--mode', 'persistent', '--connections', '50', '--workers', String(availableParallelism())], '1') : undefined;
 // Without valgrind the report says so rather than failing: the other figures stand on their own.
 const instructions =
-  spawnSync('valgrind', ['--version']).status === 0
+  valgrindInstalled()
     ? await tool<InstructionsReport>('instructions.ts', ['--database-url', databaseUrl, '--rates', values['instruction-rates']!, '--seconds', values['instruction-seconds']!, '--warm-up', values['instruction-warm-up']!])
     : undefined;
 const propagation = await tool<{ writes: number; failed: number; latencyMs: { p50: number; p90: number; p99: number; max: number } }>('propagation.ts', [

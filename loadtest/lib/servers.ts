@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { cpuSeconds } from './summary.js';
 
@@ -34,6 +35,17 @@ export async function storeBenchmarkRecord(databaseUrl: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** A new admin-scope API key for `registrar`, from the CLI as an operator would make one. */
+export async function createAdminKey(databaseUrl: string, registrar: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'keys', 'create', '--registrar', registrar, '--scope', 'admin', '--database-url', databaseUrl]);
+  return stdout.trim();
+}
+
+/** Whether valgrind can be run here (loadtest/instructions.ts needs it). */
+export function valgrindInstalled(): boolean {
+  return spawnSync('valgrind', ['--version']).status === 0;
 }
 
 /** Starts a server process and waits for the line that says where it listens. */
@@ -76,8 +88,8 @@ function stopProcess(child: ChildProcess): Promise<void> {
 
 /**
  * How to run node instead of plainly: the command up to node's own flags, e.g. `['valgrind',
- * '--tool=callgrind', process.execPath, '--no-concurrent-recompilation']`. `pid` is then the
- * command's, which valgrind shares with the program it runs.
+ * '--tool=callgrind', process.execPath]`. `pid` is then the command's, which valgrind shares with
+ * the program it runs.
  */
 export type Wrapper = string[];
 
